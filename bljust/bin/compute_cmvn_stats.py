@@ -1,0 +1,29 @@
+"""Accumulate global CMVN statistics over a feats.scp.
+
+    python -m bljust.bin.compute_cmvn_stats dump/fbank/train/feats.scp dump/fbank/train/cmvn.ark
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import kaldiio
+from tqdm import tqdm
+
+from bljust.features.cmvn import accumulate_stats, save_stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("feats_scp")
+    p.add_argument("out")
+    args = p.parse_args(argv)
+    feats = kaldiio.load_scp(args.feats_scp)
+    stats = accumulate_stats(tqdm((feats[k] for k in feats), total=len(feats), desc="cmvn", mininterval=5, file=sys.stderr))
+    save_stats(args.out, stats)
+    print(f"compute_cmvn_stats: {int(stats[0, -1])} frames from {len(feats)} utterances -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Compute log-mel fbank features for one data directory (usually one split of it).
+
+    python -m bljust.bin.compute_fbank data/train/split2/1 dump/fbank/train/feats.1
+
+writes ``<out_prefix>.ark``, ``<out_prefix>.scp`` and ``<out_prefix>.utt2num_frames``.
+Recordings too short for a single analysis window (including zero-length files)
+are skipped with a warning and listed in ``<out_prefix>.skipped``; the caller
+drops them from the data directory.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from bljust.data.audio import AudioError, AudioReader
+from bljust.data.datadir import DataDirError
+from bljust.features.fbank import ArkWriter, FbankConfig, compute_fbank
+from bljust.fileio import atomic_write_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data_dir")
+    p.add_argument("out_prefix")
+    p.add_argument("--fs", type=int, default=16000, help="sample rate the audio is resampled to")
+    p.add_argument("--num_mel_bins", type=int, default=80)
+    args = p.parse_args(argv)
+
+    config = FbankConfig(sample_rate=args.fs, num_mel_bins=args.num_mel_bins)
+    try:
+        reader = AudioReader(args.data_dir, target_sr=args.fs)
+    except (DataDirError, AudioError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    writer = ArkWriter(f"{args.out_prefix}.ark")
+    num_frames: list[str] = []
+    skipped: list[str] = []
+    try:
+        for utt, samples, _ in tqdm(reader, total=len(reader), desc=f"fbank {args.data_dir}", mininterval=5, file=sys.stderr):
+            if config.num_frames(len(samples)) == 0:
+                print(f"WARNING: skipping utterance '{utt}': {len(samples)} samples is shorter than one "
+                      f"{config.frame_length_ms:g} ms analysis window", file=sys.stderr)
+                skipped.append(utt)
+                continue
+            feats = compute_fbank(samples, config)
+            writer.write(utt, feats)
+            num_frames.append(f"{utt} {feats.shape[0]}\n")
+    except AudioError as e:
+        writer.abort(e)
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    except BaseException as e:
+        writer.abort(e)
+        raise
+    writer.close(f"{args.out_prefix}.scp")
+    atomic_write_text(f"{args.out_prefix}.utt2num_frames", "".join(num_frames))
+    atomic_write_text(f"{args.out_prefix}.skipped", "".join(f"{u}\n" for u in skipped))
+    print(f"compute_fbank: {len(num_frames)} utterances written, {len(skipped)} skipped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

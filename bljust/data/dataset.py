@@ -1,0 +1,138 @@
+"""Feature datasets and the length-bucketed dynamic batch sampler.
+
+A dataset reads a feature dump directory (``feats.scp``, ``utt2num_frames`` and,
+when labeled, ``text``) and returns CMVN-normalised features and token ids.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+
+from bljust.data.datadir import read_table
+from bljust.features.cmvn import load_stats
+from bljust.text.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class FeatureDataset:
+    """Random access to the utterances of a dump directory.
+
+    ``dataset[utt] -> (feats float32 [T, F], token ids list[int] or None)``
+    """
+
+    def __init__(self, dump_dir: str | os.PathLike, cmvn: str | os.PathLike | None = None, tokenizer: Tokenizer | None = None):
+        dump_dir = Path(dump_dir)
+        self.dir = dump_dir
+        self.num_frames = {u: int(n) for u, n in read_table(dump_dir / "utt2num_frames").items()}
+        self.feats = kaldiio.load_scp(str(dump_dir / "feats.scp"))
+        self.tokenizer = tokenizer
+        self.targets: dict[str, list[int]] | None = None
+        if tokenizer is not None:
+            text = read_table(dump_dir / "text")
+            self.targets = {u: tokenizer.encode(t) for u, t in text.items()}
+        self.mean, self.istd = load_stats(cmvn) if cmvn else (None, None)
+
+    @property
+    def utt_ids(self) -> list[str]:
+        return list(self.num_frames)
+
+    def __len__(self) -> int:
+        return len(self.num_frames)
+
+    def __getitem__(self, utt: str) -> tuple[np.ndarray, list[int] | None]:
+        mat = np.asarray(self.feats[utt], dtype=np.float32)
+        if self.mean is not None:
+            mat = (mat - self.mean) * self.istd
+        return mat, (self.targets[utt] if self.targets is not None else None)
+
+    def hours(self, utts: list[str] | None = None, frame_shift_s: float = 0.01) -> float:
+        utts = self.utt_ids if utts is None else utts
+        return sum(self.num_frames[u] for u in utts) * frame_shift_s / 3600
+
+
+@dataclass
+class Batch:
+    """feats [B, T, F] zero-padded, lengths [B], targets [B, S] zero-padded (or None), target_lengths [B]."""
+
+    utt_ids: list[str]
+    feats: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor | None
+    target_lengths: torch.Tensor | None
+
+    def to(self, device: torch.device) -> "Batch":
+        mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(self.utt_ids, mv(self.feats), mv(self.lengths), mv(self.targets), mv(self.target_lengths))
+
+
+def collate(dataset: FeatureDataset, utts: list[str]) -> Batch:
+    items = [dataset[u] for u in utts]
+    lengths = torch.tensor([m.shape[0] for m, _ in items])
+    feats = torch.zeros(len(items), int(lengths.max()), items[0][0].shape[1])
+    for i, (m, _) in enumerate(items):
+        feats[i, : m.shape[0]] = torch.from_numpy(m)
+    targets = target_lengths = None
+    if items[0][1] is not None:
+        target_lengths = torch.tensor([len(t) for _, t in items])
+        targets = torch.zeros(len(items), max(1, int(target_lengths.max())), dtype=torch.long)
+        for i, (_, t) in enumerate(items):
+            targets[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+    return Batch(utts, feats, lengths, targets, target_lengths)
+
+
+class BucketBatchSampler:
+    """Groups utterances of similar length into batches of at most ``max_frames`` padded frames.
+
+    Batches are fixed once (sorted by length, then cut); each epoch shuffles their
+    order with ``seed + epoch``, so the order is reproducible and resumable from
+    ``state_dict()`` (epoch and position within the epoch).
+    """
+
+    def __init__(self, lengths: dict[str, int], max_frames: int, shuffle: bool = True, seed: int = 0):
+        self.shuffle, self.seed = shuffle, seed
+        self.epoch, self.position = 1, 0
+        ordered = sorted(lengths, key=lambda u: (lengths[u], u))
+        self.batches: list[list[str]] = []
+        current: list[str] = []
+        for utt in ordered:
+            # Sorted ascending, so the newest utterance is the longest: padded size = count * its length.
+            if current and (len(current) + 1) * lengths[utt] > max_frames:
+                self.batches.append(current)
+                current = []
+            current.append(utt)
+        if current:
+            self.batches.append(current)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.position = epoch, 0
+
+    def epoch_order(self) -> list[list[str]]:
+        order = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(order)
+        return order
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        order = self.epoch_order()
+        while self.position < len(order):
+            batch = order[self.position]
+            self.position += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]

@@ -1,0 +1,47 @@
+"""An ASR model is encoder (theta) + supervised head (phi) + optional unsupervised head (eta).
+
+Training strategies only see these three parameter groups and the two losses, so
+every strategy works with every encoder/head combination.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from bljust.config import ConfigError, from_dict
+from bljust.models import ENCODERS
+from bljust.models.ctc import CtcConfig, CtcHead
+from bljust.models.encoder import EncoderOutput
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "cnn_lstm"
+    encoder_conf: dict = field(default_factory=dict)
+    ctc_conf: CtcConfig = field(default_factory=CtcConfig)
+
+
+class AsrModel(nn.Module):
+    def __init__(self, input_dim: int, vocab_size: int, config: ModelConfig, where: str = "config"):
+        super().__init__()
+        if config.encoder not in ENCODERS:
+            raise ConfigError(f"{where}: unknown encoder '{config.encoder}' (known: {', '.join(ENCODERS)})")
+        enc_cls, enc_conf_cls = ENCODERS[config.encoder]
+        self.encoder = enc_cls(input_dim, from_dict(enc_conf_cls, config.encoder_conf, where, "encoder_conf."))
+        self.ctc = CtcHead(self.encoder.output_dim, vocab_size, config.ctc_conf)
+        self.input_dim, self.vocab_size = input_dim, vocab_size
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderOutput, torch.Tensor]:
+        """feats [B, T, F], lengths [B] -> (encoder output, CTC log-probs [B, T', V])"""
+        enc = self.encoder(feats, lengths)
+        return enc, self.ctc(enc.context)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """theta: encoder, phi: supervised head, eta: unsupervised head (empty until one is attached)."""
+        return {
+            "theta": list(self.encoder.parameters()),
+            "phi": list(self.ctc.parameters()),
+            "eta": [],
+        }

@@ -1,0 +1,110 @@
+"""CNN-LSTM acoustic encoder of the BL-JUST papers.
+
+Residual 2-D convolutions (32 maps, 3x3 kernels) over the time-frequency plane,
+then bidirectional LSTM layers. The first ``log2(subsampling)`` conv layers stride
+by 2 in time and frequency, which makes the LSTMs affordable on a CPU.
+
+    feats [B, T, F] -> conv stack [B, C, T', F'] -> linear -> latent [B, T', D]
+                    -> BiLSTM x L -> context [B, T', 2H]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
+
+
+@dataclass
+class CnnLstmConfig:
+    cnn_layers: int = 3
+    cnn_channels: int = 32
+    kernel_size: int = 3
+    subsampling: int = 4  # time (and frequency) reduction of the conv stack; a power of 2
+    latent_dim: int = 256
+    lstm_layers: int = 2
+    lstm_units: int = 256  # per direction
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        strides = int(math.log2(self.subsampling)) if self.subsampling >= 1 else -1
+        if 2**strides != self.subsampling:
+            raise ValueError(f"encoder_conf.subsampling must be a power of 2, got {self.subsampling}")
+        if not 1 <= strides <= self.cnn_layers or self.cnn_layers < 1:
+            raise ValueError(f"encoder_conf.cnn_layers ({self.cnn_layers}) must be >= log2(subsampling) ({strides}) and >= 1")
+        if self.kernel_size % 2 != 1:
+            raise ValueError(f"encoder_conf.kernel_size must be odd, got {self.kernel_size}")
+        if self.lstm_layers < 1:
+            raise ValueError(f"encoder_conf.lstm_layers must be >= 1, got {self.lstm_layers}")
+
+
+class ConvLayer(nn.Module):
+    """3x3 conv + batch norm + ReLU; residual when input and output shapes agree."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.norm = nn.BatchNorm2d(out_ch)
+        self.residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, C_in, T, F] -> [B, C_out, T/stride, F/stride]"""
+        y = torch.relu(self.norm(self.conv(x)))
+        return x + y if self.residual else y
+
+
+class CnnLstmEncoder(nn.Module):
+    def __init__(self, input_dim: int, config: CnnLstmConfig):
+        super().__init__()
+        self.config = config
+        n_strided = int(math.log2(config.subsampling))
+        layers, ch, freq = [], 1, input_dim
+        for i in range(config.cnn_layers):
+            stride = 2 if i < n_strided else 1
+            layers.append(ConvLayer(ch, config.cnn_channels, config.kernel_size, stride))
+            ch = config.cnn_channels
+            freq = (freq - 1) // stride + 1
+        self.convs = nn.ModuleList(layers)
+        self.n_strided = n_strided
+        self.proj = nn.Linear(ch * freq, config.latent_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.latent_dim, config.lstm_units, num_layers=config.lstm_layers, batch_first=True,
+            bidirectional=True, dropout=config.dropout if config.lstm_layers > 1 else 0.0,
+        )
+        self.latent_dim = config.latent_dim
+        self.output_dim = 2 * config.lstm_units
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames after the conv stack: each stride-2 conv (padding k//2) maps L to floor((L - 1) / 2) + 1."""
+        for _ in range(self.n_strided):
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+        return lengths
+
+    @property
+    def min_input_frames(self) -> int:
+        """Shortest input that still yields one output frame per stride (the receptive field's step)."""
+        return self.config.subsampling
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+        """feats [B, T, F], lengths [B] -> EncoderOutput(latent [B, T', D], context [B, T', 2H], lengths [B])"""
+        x = feats.unsqueeze(1)  # [B, 1, T, F]
+        out_lengths = lengths
+        for layer in self.convs:
+            x = layer(x)
+            if layer.conv.stride[0] == 2:
+                out_lengths = torch.div(out_lengths - 1, 2, rounding_mode="floor") + 1
+            # Zero padded frames after every layer (batch norm makes them non-zero), so an
+            # utterance's output does not depend on what it is batched with.
+            x = x.masked_fill(lengths_to_padding_mask(out_lengths, x.shape[2])[:, None, :, None], 0.0)
+        b, c, t, f = x.shape
+        latent = self.proj(x.transpose(1, 2).reshape(b, t, c * f))
+        latent = latent.masked_fill(lengths_to_padding_mask(out_lengths, t).unsqueeze(-1), 0.0)
+        packed = pack_padded_sequence(self.dropout(latent), out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        context, _ = self.lstm(packed)
+        context, _ = pad_packed_sequence(context, batch_first=True, total_length=t)
+        return EncoderOutput(latent, self.dropout(context), out_lengths)

@@ -1,0 +1,96 @@
+"""Text <-> token id conversion: characters or sentencepiece (unigram / BPE).
+
+A token directory holds ``tokens.txt`` ("symbol id" per line, Kaldi/icefall style,
+with ``<blank>`` = 0 and ``<unk>`` = 1), ``tokenizer.yaml`` (the kind) and, for
+sentencepiece, ``sp.model``. Word boundaries are the sentencepiece marker "▁" in
+both kinds, so decoding is the same for both.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from bljust.fileio import atomic_path, atomic_write_text
+
+BLANK, UNK = "<blank>", "<unk>"
+WORD_BOUNDARY = "\u2581"
+TOKEN_TYPES = ("char", "unigram", "bpe")
+
+
+class Tokenizer:
+    def __init__(self, token_dir: str | os.PathLike):
+        token_dir = Path(token_dir)
+        info = yaml.safe_load((token_dir / "tokenizer.yaml").read_text())
+        self.token_type: str = info["token_type"]
+        self.symbols: list[str] = []
+        with open(token_dir / "tokens.txt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                sym, idx = line.rsplit(maxsplit=1)
+                if int(idx) != lineno - 1:
+                    raise ValueError(f"{token_dir / 'tokens.txt'}:{lineno}: expected id {lineno - 1}, got {idx}")
+                self.symbols.append(sym)
+        if self.symbols[:2] != [BLANK, UNK]:
+            raise ValueError(f"{token_dir / 'tokens.txt'}: ids 0 and 1 must be {BLANK} and {UNK}")
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self._sp = None
+        if self.token_type != "char":
+            import sentencepiece as spm
+
+            self._sp = spm.SentencePieceProcessor(model_file=str(token_dir / "sp.model"))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.symbols)
+
+    def pieces(self, text: str) -> list[str]:
+        if self._sp is None:
+            return list(WORD_BOUNDARY + WORD_BOUNDARY.join(text.split()))
+        return self._sp.encode(text, out_type=str)
+
+    def encode(self, text: str) -> list[int]:
+        unk = self.index[UNK]
+        return [self.index.get(p, unk) for p in self.pieces(text)]
+
+    def decode(self, ids: list[int]) -> str:
+        pieces = [self.symbols[i] for i in ids if i != 0]
+        return "".join(pieces).replace(WORD_BOUNDARY, " ").strip()
+
+
+def build_tokenizer(texts: list[str], out_dir: str | os.PathLike, token_type: str = "char", vocab_size: int = 100) -> Tokenizer:
+    """Train a tokenizer on ``texts`` (transcripts without utterance ids) and write it to ``out_dir``."""
+    if token_type not in TOKEN_TYPES:
+        raise ValueError(f"token_type must be one of {', '.join(TOKEN_TYPES)}, got '{token_type}'")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if token_type == "char":
+        chars = sorted({c for t in texts for c in t.replace(" ", "")})
+        symbols = [WORD_BOUNDARY] + [c for c in chars if c != WORD_BOUNDARY]
+    else:
+        symbols = _train_sentencepiece(texts, out_dir, token_type, vocab_size)
+    atomic_write_text(out_dir / "tokens.txt", "".join(f"{s} {i}\n" for i, s in enumerate([BLANK, UNK] + symbols)))
+    atomic_write_text(out_dir / "tokenizer.yaml", yaml.safe_dump({"token_type": token_type, "vocab_size": len(symbols) + 2}))
+    return Tokenizer(out_dir)
+
+
+def _train_sentencepiece(texts: list[str], out_dir: Path, model_type: str, vocab_size: int) -> list[str]:
+    import sentencepiece as spm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+        # <blank> takes id 0 in tokens.txt, so sentencepiece's own ids are remapped by symbol.
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(corpus), model_prefix=str(Path(tmp) / "sp"), model_type=model_type,
+                vocab_size=vocab_size - 1, character_coverage=1.0, unk_id=0, bos_id=-1, eos_id=-1,
+                unk_surface=UNK, input_sentence_size=10_000_000, shuffle_input_sentence=True, minloglevel=2,
+            )
+        except RuntimeError as e:  # e.g. "Vocabulary size too high (39). Please set it to a value <= 32."
+            raise ValueError(f"sentencepiece {model_type} with vocab_size {vocab_size} failed: {e}") from None
+        with atomic_path(out_dir / "sp.model") as tmp_model:
+            os.replace(Path(tmp) / "sp.model", tmp_model)
+        sp = spm.SentencePieceProcessor(model_file=str(out_dir / "sp.model"))
+    return [sp.id_to_piece(i) for i in range(1, sp.get_piece_size())]

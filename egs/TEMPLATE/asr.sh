@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The staged ASR pipeline shared by every recipe; egs/<corpus>/run.sh only sets options.
+#
+#   1 data preparation     local/data.sh -> data/<set> (Kaldi data directories)
+#   2 speed perturbation   data/<train_set>_sp (only with --speed_perturb_factors)
+#   3 features             80-dim fbank by nj parallel jobs -> dump/fbank/<set>, global CMVN
+#   4 token list           data/token_list/<type> (characters or sentencepiece)
+#   5 training             exp/asr_<tag> (resumes from the newest checkpoint)
+#   6 decoding             exp/asr_<tag>/decode_<set>_<decode config>
+#   7 scoring              WER/CER, alignments, exp/asr_<tag>/RESULTS.md
+#
+# Every stage skips work that is already done and says so; --stage N --stop_stage M
+# runs a range. Delete a stage's output (or its .done file) to redo it.
+set -euo pipefail
+
+asr_args=("$@")  # kept for the experiment's replay script
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (asr.sh) $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+# skip_if_done <marker> <what>: true (and says so) when <marker> exists.
+skip_if_done() { if [ -f "$1" ]; then log "$2: already done ($1 exists), skipping"; return 0; fi; return 1; }
+
+# General
+stage=1
+stop_stage=100
+nj=4                 # parallel jobs for feature extraction
+ngpu=0               # 0: CPU, 1: one CUDA device
+dumpdir=dump
+expdir=exp
+# Data
+local_data_opts=""   # options passed to local/data.sh
+train_set=""         # labeled training data
+valid_set=""
+test_sets=""         # space-separated
+unlabeled_set=""     # unlabeled training data (used by strategies that need it)
+speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation
+fs=16000
+num_mel_bins=80
+# Tokens
+token_type=char      # char, unigram or bpe
+nbpe=100             # vocabulary size for unigram/bpe
+# Training and decoding
+train_config=""
+train_args=""        # overrides, e.g. "--max_epochs 3 --optim.lr 5e-4"
+tag=""               # experiment name; default: the config name (+ train_args)
+decode_config=""
+decode_args=""
+
+help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<sets>\" --train_config <yaml> [options]
+Options (defaults in brackets):
+  --stage / --stop_stage N     first / last stage to run [1 / 100]
+  --nj N                       parallel feature-extraction jobs [$nj]
+  --ngpu N                     0 = CPU, 1 = one GPU [$ngpu]
+  --local_data_opts \"...\"      passed to local/data.sh
+  --train_set, --valid_set, --test_sets, --unlabeled_set
+  --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
+  --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
+  --train_config <yaml>, --train_args \"--key value ...\", --tag <name>
+  --decode_config <yaml>, --decode_args \"--key value ...\""
+
+. utils/parse_options.sh
+[ $# -eq 0 ] || die "unexpected arguments: $*"
+. ./path.sh
+. ./cmd.sh
+
+[ -n "$train_set" ] || die "--train_set is required"
+[ -n "$valid_set" ] || die "--valid_set is required"
+[ -n "$train_config" ] || die "--train_config is required"
+[ -f "$train_config" ] || die "--train_config $train_config: no such file"
+[ -z "$decode_config" ] || [ -f "$decode_config" ] || die "--decode_config $decode_config: no such file"
+case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
+
+if [ -z "$tag" ]; then
+    tag=$(basename "$train_config" .yaml)
+    # Different overrides must not share (and clobber) one experiment folder.
+    [ -z "$train_args" ] || tag+=$(echo "$train_args" | sed -e 's/--/_/g' -e 's/[ =/|]//g')
+fi
+exp="$expdir/asr_$tag"
+if [ "$token_type" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
+fbank_dir="$dumpdir/fbank"
+
+# ---------------------------------------------------------------------------------------
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    if ! skip_if_done data/.done_stage1 "Stage 1 (data preparation)"; then
+        log "Stage 1: data preparation: local/data.sh $local_data_opts"
+        # shellcheck disable=SC2086
+        local/data.sh $local_data_opts
+        for dset in "$train_set" "$valid_set" $test_sets; do
+            utils/validate_data_dir.sh "data/$dset"
+        done
+        [ -z "$unlabeled_set" ] || utils/validate_data_dir.sh --no-text "data/$unlabeled_set"
+        touch data/.done_stage1
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------
+if [ -n "$speed_perturb_factors" ]; then
+    if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+        if ! skip_if_done "data/${train_set}_sp/.done" "Stage 2 (speed perturbation)"; then
+            log "Stage 2: speed perturbation of $train_set by factors $speed_perturb_factors"
+            python -m bljust.bin.speed_perturb --factors "$speed_perturb_factors" \
+                "data/$train_set" "data/${train_set}_sp" "$dumpdir/sp_audio/$train_set"
+            utils/validate_data_dir.sh "data/${train_set}_sp"
+            touch "data/${train_set}_sp/.done"
+        fi
+    fi
+    train_set="${train_set}_sp"
+fi
+
+# ---------------------------------------------------------------------------------------
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    for dset in "$train_set" "$valid_set" $test_sets $unlabeled_set; do
+        out="$fbank_dir/$dset"
+        skip_if_done "$out/.done" "Stage 3 (features for $dset)" && continue
+        log "Stage 3: fbank features for data/$dset with $nj jobs -> $out"
+        n_utts=$(wc -l < "data/$dset/utt2spk")
+        this_nj=$(( nj < n_utts ? nj : n_utts ))
+        utils/split_data.sh --per-utt "data/$dset" "$this_nj"
+        rm -rf "$out"; mkdir -p "$out/log"
+        ${train_cmd} JOB=1:"$this_nj" "$out/log/fbank.JOB.log" \
+            python -m bljust.bin.compute_fbank --fs "$fs" --num_mel_bins "$num_mel_bins" \
+                "data/$dset/split${this_nj}utt/JOB" "$out/feats.JOB"
+        for f in scp utt2num_frames skipped; do
+            cat "$out"/feats.*."$f" | sort > "$out/${f/scp/feats.scp}"
+            rm -f "$out"/feats.*."$f"
+        done
+        for f in wav.scp text utt2spk spk2utt segments utt2dur; do
+            [ ! -f "data/$dset/$f" ] || cp "data/$dset/$f" "$out/$f"
+        done
+        n_skipped=$(wc -l < "$out/skipped")
+        [ "$n_skipped" -eq 0 ] || log "Stage 3: $n_skipped utterances of $dset too short for features (listed in $out/skipped) are dropped"
+        utils/fix_data_dir.sh "$out" >/dev/null
+        if [ "$dset" = "$unlabeled_set" ]; then
+            utils/validate_data_dir.sh --no-text --need-feats "$out"
+        else
+            utils/validate_data_dir.sh --need-feats "$out"
+        fi
+        touch "$out/.done"
+    done
+    if ! skip_if_done "$fbank_dir/$train_set/cmvn.ark" "Stage 3 (CMVN statistics)"; then
+        python -m bljust.bin.compute_cmvn_stats "$fbank_dir/$train_set/feats.scp" "$fbank_dir/$train_set/cmvn.ark"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    if ! skip_if_done "$token_dir/.done" "Stage 4 (token list)"; then
+        log "Stage 4: $token_type token list from data/$train_set/text -> $token_dir"
+        python -m bljust.bin.make_tokens --token_type "$token_type" --vocab_size "$nbpe" \
+            "data/$train_set/text" "$token_dir"
+        touch "$token_dir/.done"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    log "Stage 5: training $exp (config $train_config${train_args:+, overrides: $train_args})"
+    mkdir -p "$exp"
+    # The experiment folder's run.sh replays the command that produced it.
+    { echo "#!/usr/bin/env bash"; echo "# Replays the command that produced this experiment."
+      printf 'cd %q && %s\n' "$(pwd)" "$(printf '%q ' "$0" "${asr_args[@]}")"; } > "$exp/run.sh"
+    chmod +x "$exp/run.sh"
+    # shellcheck disable=SC2086
+    python -m bljust.bin.train --config "$train_config" --resume --ngpu "$ngpu" \
+        --train_dir "$fbank_dir/$train_set" --valid_dir "$fbank_dir/$valid_set" \
+        --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $train_args
+fi
+
+# ---------------------------------------------------------------------------------------
+decode_name=$(basename "${decode_config:-default}" .yaml)
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+    for dset in $test_sets; do
+        out="$exp/decode_${dset}_${decode_name}"
+        skip_if_done "$out/.done" "Stage 6 (decoding $dset)" && continue
+        log "Stage 6: decoding $dset -> $out"
+        # shellcheck disable=SC2086
+        ${decode_cmd} "$out/log/decode.log" \
+            python -m bljust.bin.decode ${decode_config:+--config "$decode_config"} --ngpu "$ngpu" \
+                --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
+                --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
+        touch "$out/.done"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+    for dset in $test_sets; do
+        out="$exp/decode_${dset}_${decode_name}"
+        skip_if_done "$out/.done_scoring" "Stage 7 (scoring $dset)" && continue
+        log "Stage 7: scoring $out"
+        python -m bljust.bin.score "$fbank_dir/$dset/text" "$out/text" "$out"
+        touch "$out/.done_scoring"
+    done
+    python -m bljust.bin.make_results "$exp"
+fi
+log "Done (stages $stage to $stop_stage)."

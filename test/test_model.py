@@ -1,0 +1,74 @@
+"""Encoder, CTC head, greedy decoding and the length bookkeeping between them."""
+import pytest
+import torch
+
+from bljust.config import ConfigError
+from bljust.decode.greedy import ctc_greedy
+from bljust.models.asr_model import AsrModel, ModelConfig
+from bljust.models.ctc import min_ctc_frames
+
+
+def make_model(**enc):
+    conf = {"cnn_layers": 3, "latent_dim": 32, "lstm_layers": 2, "lstm_units": 16, "dropout": 0.0, **enc}
+    return AsrModel(80, 10, ModelConfig("cnn_lstm", conf)).eval()
+
+
+def test_shapes_and_lengths():
+    model = make_model()
+    feats, lengths = torch.randn(3, 101, 80), torch.tensor([101, 57, 4])
+    enc, log_probs = model(feats, lengths)
+    assert enc.latent.shape == (3, 26, 32)
+    assert enc.context.shape == (3, 26, 32)
+    assert log_probs.shape == (3, 26, 10)
+    assert enc.lengths.tolist() == [26, 15, 1]  # ceil(L / 4) for two stride-2 layers
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, 26), atol=1e-5)
+
+
+def test_padding_does_not_change_outputs():
+    """An utterance's outputs are the same alone or padded in a batch with a longer one."""
+    model = make_model()
+    x = torch.randn(1, 40, 80)
+    alone, _ = model(x, torch.tensor([40]))
+    batch = torch.cat([torch.cat([x, torch.zeros(1, 60, 80)], 1), torch.randn(1, 100, 80)])  # collate pads with 0
+    padded, _ = model(batch, torch.tensor([40, 100]))
+    n = int(alone.lengths[0])
+    assert torch.allclose(alone.context[0, :n], padded.context[0, :n], atol=1e-5)
+    assert torch.all(padded.latent[0, n:] == 0)
+
+
+def test_parameter_groups_partition_the_model():
+    model = make_model()
+    groups = model.parameter_groups()
+    ids = [id(p) for g in groups.values() for p in g]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    assert groups["eta"] == []
+
+
+@pytest.mark.parametrize("cnn,lstm", [(2, 4), (3, 5), (4, 6)])
+def test_depth_sweep_builds(cnn, lstm):
+    model = make_model(cnn_layers=cnn, lstm_layers=lstm)
+    assert sum(1 for m in model.encoder.convs) == cnn
+    assert model.encoder.lstm.num_layers == lstm
+
+
+def test_bad_encoder_conf_names_the_key():
+    with pytest.raises(ConfigError, match="encoder_conf.lstm_unitz"):
+        make_model(lstm_unitz=3)
+    with pytest.raises(ConfigError, match="subsampling must be a power of 2"):
+        make_model(subsampling=3)
+    with pytest.raises(ConfigError, match="unknown encoder 'transformerx'"):
+        AsrModel(80, 10, ModelConfig("transformerx", {}))
+
+
+def test_ctc_greedy_collapses_repeats_and_blanks():
+    # frames: a a <b> a b b <b> | padding
+    ids = [1, 1, 0, 1, 2, 2, 0, 2]
+    log_probs = torch.full((1, 8, 3), -10.0)
+    log_probs[0, torch.arange(8), torch.tensor(ids)] = 0.0
+    assert ctc_greedy(log_probs, torch.tensor([7])) == [[1, 1, 2]]
+
+
+def test_min_ctc_frames_counts_repeats():
+    assert min_ctc_frames([1, 2, 3]) == 3
+    assert min_ctc_frames([1, 1, 2, 2, 2]) == 8
+    assert min_ctc_frames([]) == 0
