@@ -19,6 +19,7 @@ setup(
         "tqdm",
         "soundfile",
         "espeakng-loader",
+        "matplotlib",  # training-curve and strategy-comparison PNGs
     ],
     extras_require={"test": ["pytest"]},
 )

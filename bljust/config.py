@@ -45,7 +45,8 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
-        return dict(value)
+        _, value_tp = typing.get_args(tp) or (str, Any)
+        return {k: _convert(v, value_tp, f"{key}.{k}", where) for k, v in value.items()}
     if origin is list or tp is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: '{key}' must be a list, got {value!r}")
@@ -76,7 +77,8 @@ def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") ->
     try:
         return cls(**kwargs)
     except ValueError as e:  # a dataclass's own checks (__post_init__)
-        raise ConfigError(f"{where}: {e}") from None
+        msg = str(e)
+        raise ConfigError(f"{where}: {msg if msg.startswith(prefix) else prefix + msg}") from None
 
 
 def to_dict(obj: Any) -> Any:

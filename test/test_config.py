@@ -12,13 +12,13 @@ def write(tmp_path, text):
 
 
 def test_defaults_and_values(tmp_path):
-    cfg = load_train_config(write(tmp_path, "max_epochs: 3\noptim:\n  lr: 1e-3\n"))
-    assert cfg.max_epochs == 3 and cfg.optim.lr == 1e-3 and cfg.batch.max_frames == 20000
+    cfg = load_train_config(write(tmp_path, "max_epochs: 3\nphases:\n  train: {lr: 1e-3}\n"))
+    assert cfg.max_epochs == 3 and cfg.phases["train"].lr == 1e-3 and cfg.batch.max_frames == 20000
 
 
 def test_unknown_key_is_named_with_file(tmp_path):
-    p = write(tmp_path, "optim:\n  lrr: 0.1\n")
-    with pytest.raises(ConfigError, match=r"train.yaml: unknown key 'optim.lrr'"):
+    p = write(tmp_path, "phases:\n  train: {lrr: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"train.yaml: unknown key 'phases.train.lrr'"):
         load_train_config(p)
     with pytest.raises(ConfigError, match="unknown key 'epochs'"):
         load_train_config(write(tmp_path, "epochs: 3\n"))
@@ -29,15 +29,15 @@ def test_wrong_type_is_named(tmp_path):
         load_train_config(write(tmp_path, "max_epochs: ten\n"))
     with pytest.raises(ConfigError, match="'specaug.enabled' must be bool"):
         load_train_config(write(tmp_path, "specaug:\n  enabled: 1\n"))
-    with pytest.raises(ConfigError, match="optim.lr must be > 0"):
-        load_train_config(write(tmp_path, "optim:\n  lr: -1.0\n"))
+    with pytest.raises(ConfigError, match="phases.train.lr must be > 0"):
+        load_train_config(write(tmp_path, "phases:\n  train: {lr: -1.0}\n"))
 
 
 def test_overrides(tmp_path):
-    over = parse_overrides(["--optim.lr", "5e-4", "--max_epochs=7", "--encoder_conf.lstm-layers", "4"])
+    over = parse_overrides(["--phases.train.lr", "5e-4", "--max_epochs=7", "--encoder_conf.lstm-layers", "4"])
     assert over["max_epochs"] == 7 and over["encoder_conf"] == {"lstm_layers": 4}
-    cfg = load_train_config(write(tmp_path, "max_epochs: 3\noptim:\n  warmup_steps: 10\n"), over)
-    assert cfg.max_epochs == 7 and cfg.optim.lr == 5e-4 and cfg.optim.warmup_steps == 10
+    cfg = load_train_config(write(tmp_path, "max_epochs: 3\nphases:\n  train: {warmup_steps: 10}\n"), over)
+    assert cfg.max_epochs == 7 and cfg.phases["train"].lr == 5e-4 and cfg.phases["train"].warmup_steps == 10
     assert cfg.encoder_conf == {"lstm_layers": 4}
     with pytest.raises(ConfigError, match="unknown key 'optim.nope'"):
         load_train_config(None, parse_overrides(["--optim.nope", "1"]))

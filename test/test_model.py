@@ -41,7 +41,7 @@ def test_parameter_groups_partition_the_model():
     groups = model.parameter_groups()
     ids = [id(p) for g in groups.values() for p in g]
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))
-    assert groups["eta"] == []
+    assert len(groups["eta"]) > 0
 
 
 @pytest.mark.parametrize("cnn,lstm", [(2, 4), (3, 5), (4, 6)])

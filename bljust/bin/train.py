@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="training YAML")
     p.add_argument("--train_dir", required=True, help="labeled feature dump directory")
     p.add_argument("--valid_dir", required=True)
+    p.add_argument("--unlabeled_dir", help="unlabeled feature dump directory (strategies pt_ft, just, bljust)")
     p.add_argument("--token_dir", required=True)
     p.add_argument("--cmvn", help="global CMVN statistics (Kaldi stats matrix)")
     p.add_argument("--exp_dir", required=True)
@@ -43,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.ngpu > 1:
         print("ERROR: --ngpu > 1 (multi-GPU training) is not supported yet; use --ngpu 1", file=sys.stderr)
         return 1
-    if not args.resume and checkpoint.epoch_checkpoints(f"{args.exp_dir}/checkpoints"):
+    if not args.resume and checkpoint.step_checkpoints(f"{args.exp_dir}/checkpoints"):
         print(f"ERROR: {args.exp_dir} already holds checkpoints; pass --resume to continue or choose another --exp_dir",
               file=sys.stderr)
         return 1
     try:
-        trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn), args.exp_dir,
+        trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn, args.unlabeled_dir), args.exp_dir,
                           device="cuda" if args.ngpu > 0 else "cpu")
     except (ConfigError, ValueError) as e:
         print(f"ERROR: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""An ASR model is encoder (theta) + supervised head (phi) + optional unsupervised head (eta).
+"""An ASR model is encoder (theta) + supervised head (phi) + unsupervised head (eta).
 
 Training strategies only see these three parameter groups and the two losses, so
 every strategy works with every encoder/head combination.
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from bljust.config import ConfigError, from_dict
+from bljust.losses import UNSUP_HEADS, check_encoder
 from bljust.models import ENCODERS
 from bljust.models.ctc import CtcConfig, CtcHead
 from bljust.models.encoder import EncoderOutput
@@ -21,6 +22,8 @@ class ModelConfig:
     encoder: str = "cnn_lstm"
     encoder_conf: dict = field(default_factory=dict)
     ctc_conf: CtcConfig = field(default_factory=CtcConfig)
+    unsup: str = "cpc"
+    unsup_conf: dict = field(default_factory=dict)
 
 
 class AsrModel(nn.Module):
@@ -28,9 +31,18 @@ class AsrModel(nn.Module):
         super().__init__()
         if config.encoder not in ENCODERS:
             raise ConfigError(f"{where}: unknown encoder '{config.encoder}' (known: {', '.join(ENCODERS)})")
+        if config.unsup not in UNSUP_HEADS:
+            raise ConfigError(f"{where}: unknown unsup '{config.unsup}' (known: {', '.join(UNSUP_HEADS)})")
         enc_cls, enc_conf_cls = ENCODERS[config.encoder]
         self.encoder = enc_cls(input_dim, from_dict(enc_conf_cls, config.encoder_conf, where, "encoder_conf."))
         self.ctc = CtcHead(self.encoder.output_dim, vocab_size, config.ctc_conf)
+        try:
+            check_encoder(self.encoder)
+        except ValueError as e:
+            raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
+        head_cls, head_conf_cls = UNSUP_HEADS[config.unsup]
+        self.unsup = head_cls(self.encoder.output_dim, self.encoder.latent_dim,
+                              from_dict(head_conf_cls, config.unsup_conf, where, "unsup_conf."))
         self.input_dim, self.vocab_size = input_dim, vocab_size
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderOutput, torch.Tensor]:
@@ -39,9 +51,9 @@ class AsrModel(nn.Module):
         return enc, self.ctc(enc.context)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """theta: encoder, phi: supervised head, eta: unsupervised head (empty until one is attached)."""
+        """theta: encoder, phi: supervised head, eta: unsupervised head."""
         return {
             "theta": list(self.encoder.parameters()),
             "phi": list(self.ctc.parameters()),
-            "eta": [],
+            "eta": list(self.unsup.parameters()),
         }

@@ -37,7 +37,7 @@ class CtcHead(nn.Module):
         log_probs [B, T, V], lengths [B], targets [B, S] (padded), target_lengths [B] -> scalar
         """
         return F.ctc_loss(
-            log_probs.transpose(0, 1).float(), targets, lengths, target_lengths,
+            log_probs.transpose(0, 1).to(torch.promote_types(log_probs.dtype, torch.float32)), targets, lengths, target_lengths,
             blank=self.blank, reduction="mean", zero_infinity=True,
         )
 

@@ -1,7 +1,6 @@
 """Write an experiment's RESULTS.md: environment, exact command, config, budget and scores."""
 from __future__ import annotations
 
-import csv
 import datetime
 import json
 import os
@@ -45,15 +44,18 @@ def score_table(exp_dir: Path) -> list[str]:
     return rows
 
 
-def budget(exp_dir: Path) -> list[str]:
-    log = exp_dir / "train_log.csv"
-    if not log.exists():
-        return ["(no train_log.csv)"]
-    with open(log, newline="") as f:
-        rows = list(csv.DictReader(f))
-    last = rows[-1]
-    return [f"- epochs: {last['epoch']}, gradient steps: {last['steps']}, labeled hours seen: "
-            f"{float(last['labeled_hours_seen']):.2f}, training wall time: {float(last['wall_s']):.0f} s"]
+def budget(exp_dir: Path) -> dict:
+    """The training budget (steps per phase, hours seen, wall time) from ``budget.json``."""
+    path = exp_dir / "budget.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def budget_text(b: dict) -> str:
+    if not b:
+        return "(training not finished)"
+    phases = ", ".join(f"{k[:-6]} {v}" for k, v in b.items() if k.endswith("_steps"))
+    return (f"{b['steps']} steps ({phases}), {b['labeled_hours']:.2f} h labeled + {b['unlabeled_hours']:.2f} h "
+            f"unlabeled seen, {b['wall_s']:.0f} s")
 
 
 def write_results(exp_dir: str | os.PathLike) -> str:
@@ -63,7 +65,7 @@ def write_results(exp_dir: str | os.PathLike) -> str:
     text = "\n".join([
         f"# Results: {exp_dir.name}", "", "## Environment", *environment(), "",
         "## Command (run from the recipe folder)", "```sh", command, "```", "",
-        "## Training budget", *budget(exp_dir), "", "## Scores", *score_table(exp_dir), "",
+        "## Training budget", f"- {budget_text(budget(exp_dir))}", "", "## Scores", *score_table(exp_dir), "",
         "## Config", "```yaml", config.rstrip(), "```", "",
     ])
     atomic_write_text(exp_dir / "RESULTS.md", text)

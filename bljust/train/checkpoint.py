@@ -1,8 +1,8 @@
-"""Checkpoints: one file per finished epoch, written atomically, newest N kept.
+"""Checkpoints, written atomically, newest N kept.
 
-``checkpoints/epoch_<N>.pt`` holds everything needed to continue training exactly
-(model, optimizers, schedulers, sampler position, RNG states); ``model_<tag>.pt``
-holds only what decoding needs (config, dimensions, weights).
+``checkpoints/step_<N>.pt`` (after N gradient steps) holds everything needed to
+continue training exactly (model, optimizers, data-stream positions, RNG states);
+``model_best.pt`` / ``model_last.pt`` hold only what decoding needs.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from bljust.fileio import atomic_path
 
-_EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
+_STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def save(obj: dict, path: str | os.PathLike) -> None:
@@ -24,17 +24,17 @@ def save(obj: dict, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
-def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(epoch, path) of every epoch checkpoint in ``ckpt_dir``, oldest first."""
+def step_checkpoints(ckpt_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, path) of every training checkpoint in ``ckpt_dir``, oldest first."""
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         return []
-    found = [(int(m.group(1)), ckpt_dir / name) for name in os.listdir(ckpt_dir) if (m := _EPOCH_RE.match(name))]
+    found = [(int(m.group(1)), ckpt_dir / name) for name in os.listdir(ckpt_dir) if (m := _STEP_RE.match(name))]
     return sorted(found)
 
 
 def prune(ckpt_dir: str | os.PathLike, keep: int) -> None:
-    for _, path in epoch_checkpoints(ckpt_dir)[:-keep] if keep > 0 else []:
+    for _, path in step_checkpoints(ckpt_dir)[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)
 
 

@@ -7,29 +7,67 @@ from bljust.config import ConfigError, from_dict, load_yaml, merge
 from bljust.features.specaug import SpecAugConfig
 from bljust.models.asr_model import ModelConfig
 from bljust.models.ctc import CtcConfig
+from bljust.train.strategies import GAMMA_SCHEDULES, STRATEGY_PHASES
 
-STRATEGIES = ("supervised",)
+
+@dataclass
+class PhaseConfig:
+    """Steps and learning rates of one phase (DESIGN §4: explore = rho, joint = alpha, finetune = tau)."""
+
+    steps: int | None = None  # steps per epoch (bljust's finetune: in total); None = one pass over the phase's data
+    lr: float = 1e-3
+    lr_theta: float | None = None  # per-group overrides of lr
+    lr_phi: float | None = None
+    lr_eta: float | None = None
+    warmup_steps: int = 0
+    anneal: str = "constant"  # or "cosine": down to final_lr_ratio * lr over the phase's total steps
+    final_lr_ratio: float = 0.05
+
+    def __post_init__(self):
+        if self.steps is not None and self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        for name in ("lr", "lr_theta", "lr_phi", "lr_eta"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.anneal not in ("cosine", "constant"):
+            raise ValueError(f"anneal must be 'cosine' or 'constant', got '{self.anneal}'")
+
+    def group_lr(self, group: str) -> float:
+        override = getattr(self, f"lr_{group}")
+        return self.lr if override is None else override
+
+
+@dataclass
+class BljustConfig:
+    gamma_max: float = 1.0
+    gamma_init: float = 0.0  # step_ramp only
+    gamma_schedule: str = "epoch_ramp"  # epoch_ramp (the papers), step_ramp (PBGD reference code), constant
+    ramp_steps: int = 1000  # step_ramp: joint steps from gamma_init to gamma_max
+    pbgd_step_scaling: bool = False  # scale joint-phase learning rates by min(1, 1/gamma)
+    eta_grad_scale: str = "gamma"  # eta's joint-phase gradient: gamma * grad g (DESIGN §4) or "one" (reference code)
+
+    def __post_init__(self):
+        for name in ("gamma_max", "gamma_init"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"bljust.{name} must be >= 0, got {getattr(self, name)}")
+        if self.gamma_schedule not in GAMMA_SCHEDULES:
+            raise ValueError(f"bljust.gamma_schedule must be one of {', '.join(GAMMA_SCHEDULES)}, got '{self.gamma_schedule}'")
+        if self.ramp_steps < 1:
+            raise ValueError(f"bljust.ramp_steps must be >= 1, got {self.ramp_steps}")
+        if self.eta_grad_scale not in ("gamma", "one"):
+            raise ValueError(f"bljust.eta_grad_scale must be 'gamma' or 'one', got '{self.eta_grad_scale}'")
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    anneal: str = "cosine"  # after warm-up: "cosine" (to final_lr_ratio * lr at the last step) or "constant"
-    final_lr_ratio: float = 0.05
-    grad_clip: float = 5.0
-
-    def __post_init__(self):
-        if self.lr <= 0:
-            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
-        if self.anneal not in ("cosine", "constant"):
-            raise ConfigError(f"optim.anneal must be 'cosine' or 'constant', got '{self.anneal}'")
+    weight_decay: float = 0.01  # AdamW, every phase
+    grad_clip: float = 5.0  # max gradient norm over the parameters a step updates; 0 = off
 
 
 @dataclass
 class BatchConfig:
-    max_frames: int = 20000  # padded input frames per batch (10 ms each)
+    max_frames: int = 20000  # padded input frames per batch (10 ms each), labeled and unlabeled alike
     shuffle: bool = True
 
 
@@ -38,24 +76,51 @@ class TrainConfig:
     encoder: str = "cnn_lstm"
     encoder_conf: dict = field(default_factory=dict)
     ctc_conf: CtcConfig = field(default_factory=CtcConfig)
-    strategy: str = "supervised"
-    max_epochs: int = 10
+    unsup: str = "cpc"  # unsupervised head eta and its loss g
+    unsup_conf: dict = field(default_factory=dict)
+    strategy: str = "supervised"  # supervised, pt_ft, just, bljust
+    max_epochs: int = 10  # K
+    pretrain_epochs: int = 0  # pt_ft: epochs of pre-training before the max_epochs of fine-tuning; 0 = max_epochs
+    phases: dict[str, PhaseConfig] = field(default_factory=dict)
+    just_weight: float = 1.0  # lambda of just: f + lambda * g
+    bljust: BljustConfig = field(default_factory=BljustConfig)
     seed: int = 0
     optim: OptimConfig = field(default_factory=OptimConfig)
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
-    keep_checkpoints: int = 5  # epoch checkpoints kept on disk (the newest ones)
+    checkpoint_interval: int = 0  # also checkpoint every this many steps (0: only at the end of each chunk)
+    diag_interval: int = 25  # every this many steps log cos(grad_theta f, grad_theta g) and their norms; 0 = off
+    keep_checkpoints: int = 5  # newest checkpoints kept on disk
     num_threads: int = 0  # torch CPU threads; 0 = all cores
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
+        if self.strategy not in STRATEGY_PHASES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGY_PHASES)}, got '{self.strategy}'")
         if self.max_epochs < 1:
-            raise ConfigError(f"max_epochs must be >= 1, got {self.max_epochs}")
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.just_weight < 0:
+            raise ValueError(f"just_weight must be >= 0, got {self.just_weight}")
+        allowed = STRATEGY_PHASES[self.strategy]
+        for name in self.phases:
+            if name not in allowed:
+                raise ValueError(f"phases.{name} is not a phase of strategy '{self.strategy}' (its phases: {', '.join(allowed)})")
+        for name in allowed:
+            self.phases.setdefault(name, PhaseConfig())
+        if self.strategy in ("bljust", "just") and self.phases["joint"].steps == 0:
+            raise ValueError(f"phases.joint.steps (N2) must be > 0 for strategy {self.strategy}")
+        for name in ("train", "pretrain"):
+            if name in allowed and self.phases[name].steps == 0:
+                raise ValueError(f"phases.{name}.steps must be > 0")
+        if self.strategy == "pt_ft" and self.phases["finetune"].steps == 0:
+            raise ValueError("phases.finetune.steps must be > 0 for strategy pt_ft")
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return self.strategy != "supervised"
 
     @property
     def model(self) -> ModelConfig:
-        return ModelConfig(self.encoder, self.encoder_conf, self.ctc_conf)
+        return ModelConfig(self.encoder, self.encoder_conf, self.ctc_conf, self.unsup, self.unsup_conf)
 
 
 def load_train_config(path: str | None, overrides: dict | None = None) -> TrainConfig:

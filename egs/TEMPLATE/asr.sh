@@ -162,6 +162,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     # shellcheck disable=SC2086
     python -m bljust.bin.train --config "$train_config" --resume --ngpu "$ngpu" \
         --train_dir "$fbank_dir/$train_set" --valid_dir "$fbank_dir/$valid_set" \
+        ${unlabeled_set:+--unlabeled_dir "$fbank_dir/$unlabeled_set"} \
         --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $train_args
 fi
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Stage 1 of egs/mini: generate the synthetic corpus (espeak-ng voices, offline, CPU only).
+#
+# Writes audio to $audio_dir/<split>/ and Kaldi data directories $data_dir/<split>/ for
+# train_labeled, train_unlabeled (no text: its transcripts are only in
+# $data_dir/local/train_unlabeled.text, for analysis), dev and test. Every split has its
+# own voices; dev and test voices never occur in training. Rerunning with the same
+# options does nothing. Run from egs/mini/.
+set -euo pipefail
+
+seed=0
+num_train_labeled=600
+num_train_unlabeled=1500
+num_dev=100
+num_test=200
+voices_labeled=4
+voices_unlabeled=24
+voices_dev=2
+voices_test=4
+snr_min=15
+snr_max=30
+num_workers=""     # processes rendering audio; empty: automatic (the output does not depend on it)
+audio_dir=downloads/audio
+data_dir=data
+
+help_message="Usage: $0 [options]
+Options (defaults in brackets):
+  --seed N                         [$seed]
+  --num_train_labeled N            utterances [$num_train_labeled]
+  --num_train_unlabeled N          utterances [$num_train_unlabeled]
+  --num_dev N / --num_test N       utterances [$num_dev / $num_test]
+  --voices_labeled N               voices in train_labeled [$voices_labeled]
+  --voices_unlabeled N             voices in train_unlabeled [$voices_unlabeled]
+  --voices_dev N / --voices_test N [$voices_dev / $voices_test]
+  --snr_min dB / --snr_max dB      noise level range [$snr_min / $snr_max]
+  --num_workers N                  [automatic]
+  --audio_dir DIR / --data_dir DIR [$audio_dir / $data_dir]"
+
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+    echo "$0: unexpected arguments: $*" >&2
+    exit 1
+fi
+. ./path.sh
+
+python -m bljust.bin.make_synthetic_corpus \
+    --audio_dir "$audio_dir" --data_dir "$data_dir" --seed "$seed" \
+    --num_train_labeled "$num_train_labeled" --num_train_unlabeled "$num_train_unlabeled" \
+    --num_dev "$num_dev" --num_test "$num_test" \
+    --voices_labeled "$voices_labeled" --voices_unlabeled "$voices_unlabeled" \
+    --voices_dev "$voices_dev" --voices_test "$voices_test" \
+    --snr_min "$snr_min" --snr_max "$snr_max" \
+    ${num_workers:+--num_workers "$num_workers"}

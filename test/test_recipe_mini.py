@@ -1,0 +1,107 @@
+"""The mini recipe end to end on a tiny corpus: stages, skipping, resume, options."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bljust.data.datadir import validate_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_DATA = ("--num_train_labeled 24 --num_train_unlabeled 8 --num_dev 6 --num_test 6 "
+             "--voices_labeled 2 --voices_unlabeled 2")
+TINY_CONFIG = """\
+encoder: cnn_lstm
+encoder_conf: {cnn_layers: 2, latent_dim: 32, lstm_layers: 1, lstm_units: 32, dropout: 0.0}
+max_epochs: 2
+optim: {lr: 2.0e-3, warmup_steps: 2}
+batch: {max_frames: 4000}
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    """A copy of egs/mini whose shared parts link back into the repository (as in egs/<corpus>)."""
+    root = tmp_path_factory.mktemp("egs") / "mini"
+    root.mkdir()
+    src = REPO / "egs" / "mini"
+    for name in ("asr.sh", "path.sh", "cmd.sh", "utils", "local"):
+        os.symlink(os.path.realpath(src / name), root / name)
+    shutil.copytree(src / "conf", root / "conf")
+    shutil.copy(src / "run.sh", root / "run.sh")
+    (root / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
+    (root / "conf" / "tiny_other.yaml").write_text(TINY_CONFIG.replace("max_epochs: 2", "max_epochs: 1"))
+    return root
+
+
+def run(recipe: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "LC_ALL"}
+    proc = subprocess.run(["./run.sh", "--local_data_opts", TINY_DATA, "--train_config", "conf/tiny.yaml", *args],
+                          cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"run.sh {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def test_end_to_end(recipe):
+    proc = run(recipe)
+    exp = recipe / "exp" / "asr_tiny"
+    scores = json.loads((exp / "decode_test_decode_greedy" / "scores.json").read_text())
+    assert scores["num_utts"] == 6 and scores["wer"]["ref_len"] > 0
+    results = (exp / "RESULTS.md").read_text()
+    assert "| decode_test_decode_greedy | 6 |" in results and "./asr.sh" in results
+    assert "| decode_test_decode_greedy | 6 |" in proc.stdout  # the table is printed at the end
+    assert (exp / "run.sh").exists() and (exp / "checkpoints" / "epoch_2.pt").exists()
+    assert len((exp / "train_log.csv").read_text().splitlines()) == 3
+    # Every data directory the recipe wrote follows Kaldi's rules.
+    for d in ("train_labeled", "dev", "test"):
+        validate_data_dir(recipe / "data" / d)
+        validate_data_dir(recipe / "dump" / "fbank" / d, require_feats=True)
+    validate_data_dir(recipe / "data" / "train_unlabeled", require_text=False)
+
+
+def test_rerun_skips_finished_stages(recipe):
+    proc = run(recipe)
+    for what in ("Stage 1 (data preparation): already done", "Stage 3 (features for train_labeled): already done",
+                 "Stage 4 (token list): already done", "training already finished (2/2 epochs)",
+                 "Stage 6 (decoding test): already done", "Stage 7 (scoring test): already done"):
+        assert what in proc.stderr
+
+
+def test_other_config_gets_its_own_experiment(recipe):
+    run(recipe, "--stage", "5", "--train_config", "conf/tiny_other.yaml")
+    assert (recipe / "exp" / "asr_tiny_other" / "RESULTS.md").exists()
+    assert (recipe / "exp" / "asr_tiny" / "checkpoints" / "epoch_2.pt").exists()
+
+
+def test_unknown_option_is_named(recipe):
+    proc = run(recipe, "--no_such_option", "1", check=False)
+    assert proc.returncode != 0 and "--no_such_option" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_training_resumes(recipe, sig):
+    tag = f"resume_{sig.name.lower()}"
+    args = ["--stage", "5", "--stop_stage", "5", "--tag", tag, "--train_args", "--max_epochs 6"]
+    env = {k: v for k, v in os.environ.items() if k != "LC_ALL"}
+    proc = subprocess.Popen(["./run.sh", "--train_config", "conf/tiny.yaml", *args], cwd=recipe, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ckpt = recipe / "exp" / f"asr_{tag}" / "checkpoints" / "epoch_1.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert ckpt.exists(), "training never wrote its first checkpoint"
+    os.killpg(proc.pid, sig)  # the whole process group, as Ctrl-C in a terminal does
+    proc.communicate(timeout=60)
+    done = sorted(p.name for p in ckpt.parent.glob("epoch_*.pt"))
+    assert "epoch_6.pt" not in done
+    resumed = run(recipe, *args)
+    assert f"resumed from exp/asr_{tag}/checkpoints/{done[-1]}" in resumed.stderr
+    assert (ckpt.parent / "epoch_6.pt").exists()

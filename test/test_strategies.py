@@ -1,0 +1,209 @@
+"""BL-JUST and the baselines: the single-backward step, phases, penalty schedules, exact resume, bad configs."""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+
+import pytest
+import torch
+
+from bljust.config import ConfigError
+from bljust.data.dataset import FeatureDataset, collate
+from bljust.models import ENCODERS
+from bljust.models.asr_model import AsrModel, ModelConfig
+from bljust.text.tokenizer import Tokenizer
+from bljust.train.config import load_train_config
+from bljust.train.strategies import build_plan, penalty
+from bljust.train.trainer import Trainer, TrainData, step_loss
+
+TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
+              "unsup_conf": {"steps": 3, "num_negatives": 8}}
+
+
+def config(**over):
+    base = {**TINY_MODEL, "batch": {"max_frames": 800}, "diag_interval": 0}
+    for k, v in over.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return load_train_config(None, base)
+
+
+def steps_csv(exp_dir):
+    with open(exp_dir / "train_steps.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---- acceptance 1: one backward pass == three separate gradients ------------------------------
+
+@pytest.mark.parametrize("eta_grad_scale", ["gamma", "one"])
+def test_single_backward_equals_separate_gradients(tiny_corpus, eta_grad_scale):
+    torch.manual_seed(0)
+    tok = Tokenizer(tiny_corpus["token_dir"])
+    lab_set = FeatureDataset(tiny_corpus["train_dir"], tiny_corpus["cmvn"], tok)
+    unl_set = FeatureDataset(tiny_corpus["unlabeled_dir"], tiny_corpus["cmvn"])
+    # float64, so the comparison is exact up to rounding of the sum order
+    model = AsrModel(80, tok.vocab_size, ModelConfig(**TINY_MODEL)).double().train()
+    groups = model.parameter_groups()
+    gamma = 0.37
+    for trial in range(3):
+        lab = collate(lab_set, lab_set.utt_ids[trial * 5 : trial * 5 + 5])
+        unl = collate(unl_set, unl_set.utt_ids[trial * 4 : trial * 4 + 4])
+        lab.feats, unl.feats = lab.feats.double(), unl.feats.double()
+        model.zero_grad(set_to_none=True)
+        loss, _, _ = step_loss(model, "joint", lab, unl, gamma, eta_grad_scale, cpc_gen=torch.Generator().manual_seed(trial))
+        loss.backward()
+        single = {k: [p.grad.clone() for p in ps] for k, ps in groups.items()}
+
+        f = step_loss(model, "sup", lab, None)[0]
+        g = step_loss(model, "unsup", None, unl, cpc_gen=torch.Generator().manual_seed(trial))[0]
+        df = dict(zip(["theta", "phi"], [torch.autograd.grad(f, groups[k], retain_graph=True, allow_unused=True) for k in ("theta", "phi")]))
+        dg = dict(zip(["theta", "eta"], [torch.autograd.grad(g, groups[k], retain_graph=True, allow_unused=True) for k in ("theta", "eta")]))
+        eta_scale = gamma if eta_grad_scale == "gamma" else 1.0
+        expected = {
+            "theta": [a + gamma * b for a, b in zip(df["theta"], dg["theta"])],
+            "phi": list(df["phi"]),
+            "eta": [eta_scale * b for b in dg["eta"]],
+        }
+        for k in ("theta", "phi", "eta"):
+            for got, want in zip(single[k], expected[k]):
+                torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_phases_move_only_their_groups(tiny_corpus, tmp_path):
+    # No weight decay, so a parameter moves only when its gradient does.
+    cfg = config(strategy="bljust", max_epochs=2, optim={"weight_decay": 0.0},
+                 phases={"explore": {"steps": 2}, "joint": {"steps": 3}, "finetune": {"steps": 2}})
+    trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path)
+    snapshots = []
+    flat = lambda name: torch.cat([p.detach().flatten() for p in trainer.groups[name]]).clone()  # noqa: E731
+    before = {k: flat(k) for k in ("theta", "phi", "eta")}
+
+    def record(t):
+        nonlocal before
+        after = {k: flat(k) for k in ("theta", "phi", "eta")}
+        snapshots.append((t.plan[t.chunk_index].phase, {k: not torch.equal(before[k], after[k]) for k in after}))
+        before = after
+
+    trainer.on_step = record
+    trainer.fit()
+    moved = {phase: Counter() for phase in ("explore", "joint", "finetune")}
+    for phase, changed in snapshots:
+        for k, v in changed.items():
+            moved[phase][k] += v
+    assert moved["explore"] == Counter(theta=4, eta=4, phi=0)  # phi never moves while exploring
+    assert moved["finetune"] == Counter(theta=2, phi=2, eta=0)  # eta never moves in final fine-tuning
+    assert moved["joint"]["theta"] == 6 and moved["joint"]["phi"] == 6
+    # gamma_1 = 0: eta does not move in the first joint epoch (its gradient is gamma * grad g), then it does.
+    assert moved["joint"]["eta"] == 3
+
+
+def test_step_counts_and_epoch_ramp(tiny_corpus, tmp_path):
+    cfg = config(strategy="bljust", max_epochs=3, bljust={"gamma_max": 0.9},
+                 phases={"explore": {"steps": 2}, "joint": {"steps": 3}, "finetune": {"steps": 4}})
+    Trainer(cfg, TrainData(**tiny_corpus), tmp_path).fit()
+    rows = steps_csv(tmp_path)
+    counts = Counter((r["phase"], int(r["epoch"])) for r in rows)
+    assert counts == {("explore", 1): 2, ("joint", 1): 3, ("explore", 2): 2, ("joint", 2): 3,
+                      ("explore", 3): 2, ("joint", 3): 3, ("finetune", 0): 4}
+    assert [r["phase"] for r in rows[:5]] == ["explore"] * 2 + ["joint"] * 3
+    gammas = [float(r["gamma"]) for r in rows if r["phase"] == "joint"]
+    assert gammas == pytest.approx([0.0] * 3 + [0.3] * 3 + [0.6] * 3)  # gamma_k = gamma_max (k - 1) / K
+
+
+def test_step_ramp_and_constant_schedules(tiny_corpus, tmp_path):
+    cfg = config(strategy="bljust", max_epochs=2,
+                 bljust={"gamma_schedule": "step_ramp", "gamma_init": 0.1, "gamma_max": 0.5, "ramp_steps": 4},
+                 phases={"explore": {"steps": 1}, "joint": {"steps": 3}, "finetune": {"steps": 0}})
+    Trainer(cfg, TrainData(**tiny_corpus), tmp_path).fit()
+    gammas = [float(r["gamma"]) for r in steps_csv(tmp_path) if r["phase"] == "joint"]
+    assert gammas == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.5])
+    assert penalty("constant", 0.7, epoch=1, epochs=5, joint_steps_done=0) == 0.7
+    assert penalty("epoch_ramp", 1.0, epoch=5, epochs=5, joint_steps_done=0) == 0.8
+
+
+def test_plans_of_each_strategy():
+    steps = {"train": 5, "pretrain": 4, "finetune": 3, "explore": 2, "joint": 6}
+    assert [(c.phase, c.steps) for c in build_plan("supervised", 2, steps)] == [("train", 5)] * 2
+    assert [c.phase for c in build_plan("pt_ft", 2, steps, pretrain_epochs=3)] == ["pretrain"] * 3 + ["finetune"] * 2
+    assert [c.phase for c in build_plan("just", 2, steps)] == ["joint"] * 2
+    assert [c.phase for c in build_plan("bljust", 2, steps)] == ["explore", "joint", "explore", "joint", "finetune"]
+    assert [c.phase for c in build_plan("bljust", 1, {**steps, "explore": 0, "finetune": 0})] == ["joint"]
+
+
+@pytest.mark.parametrize("strategy", ["supervised", "pt_ft", "just"])
+def test_baselines_train_their_groups(tiny_corpus, tmp_path, strategy):
+    phases = {"supervised": {"train": {"steps": 3}}, "pt_ft": {"pretrain": {"steps": 2}, "finetune": {"steps": 2}},
+              "just": {"joint": {"steps": 3}}}[strategy]
+    cfg = config(strategy=strategy, max_epochs=2, phases=phases, just_weight=0.5)
+    trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path)
+    trainer.fit()
+    rows = steps_csv(tmp_path)
+    assert len(rows) == {"supervised": 6, "pt_ft": 8, "just": 6}[strategy]
+    if strategy == "just":
+        assert {r["gamma"] for r in rows} == {"0.5"} and all(r["f"] and r["g"] for r in rows)
+    if strategy == "pt_ft":
+        assert [r["phase"] for r in rows] == ["pretrain"] * 4 + ["finetune"] * 4
+    budget = trainer.budget()
+    assert budget["steps"] == len(rows) and budget["labeled_hours"] > 0
+
+
+# ---- acceptance 2: interrupted mid-joint-phase + resumed == uninterrupted ------------------------
+
+def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path):
+    cfg = config(strategy="bljust", max_epochs=2, checkpoint_interval=2, diag_interval=3,
+                 encoder_conf={"dropout": 0.2}, phases={"explore": {"steps": 2}, "joint": {"steps": 5}, "finetune": {"steps": 2}})
+    full = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "full")
+    full.fit()
+
+    first = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "cut")
+
+    def interrupt(t):
+        if t.steps == 12:  # epoch 2 (steps 8-14): joint phase, 3rd of its 5 steps; last checkpoint at step 10
+            assert t.plan[t.chunk_index].phase == "joint"
+            raise KeyboardInterrupt
+
+    first.on_step = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    second = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "cut")
+    assert second.resume()
+    assert (second.steps, second.plan[second.chunk_index].phase, second.step_in_chunk) == (10, "joint", 1)
+    assert second.gamma == pytest.approx(0.5)
+    second.fit()
+    for (name, a), b in zip(full.model.state_dict().items(), second.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert steps_csv(tmp_path / "full") == steps_csv(tmp_path / "cut")
+
+
+# ---- acceptance 5: bad configs fail before training, naming the key -----------------------------
+
+def test_bad_configs_are_named(tiny_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="bljust.gamma_max must be >= 0"):
+        config(strategy="bljust", bljust={"gamma_max": -1.0})
+    with pytest.raises(ConfigError, match=r"phases.joint.steps \(N2\) must be > 0"):
+        config(strategy="bljust", phases={"joint": {"steps": 0}})
+    with pytest.raises(ConfigError, match="phases.explore is not a phase of strategy 'pt_ft'"):
+        config(strategy="pt_ft", phases={"explore": {"steps": 1}})
+    with pytest.raises(ConfigError, match="phases.joint.lr must be > 0"):
+        config(strategy="just", phases={"joint": {"lr": 0.0}})
+    no_unlabeled = {**tiny_corpus, "unlabeled_dir": None}
+    with pytest.raises(ConfigError, match="strategy 'bljust' needs unlabeled data"):
+        Trainer(config(strategy="bljust"), TrainData(**no_unlabeled), tmp_path)
+
+
+class _NoLatentEncoder(torch.nn.Module):
+    def __init__(self, input_dim, config):
+        super().__init__()
+        self.output_dim = 8
+        self.lin = torch.nn.Linear(input_dim, 8)
+
+
+def test_encoder_without_latent_is_rejected(monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass
+    class NoConf:
+        pass
+
+    monkeypatch.setitem(ENCODERS, "no_latent", (_NoLatentEncoder, NoConf))
+    with pytest.raises(ConfigError, match="encoder 'no_latent' cannot be used with unsup 'cpc'.*latent_dim"):
+        AsrModel(80, 10, ModelConfig("no_latent", {}))
