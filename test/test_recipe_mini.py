@@ -20,10 +20,19 @@ TINY_DATA = ("--num_train_labeled 24 --num_train_unlabeled 8 --num_dev 6 --num_t
 TINY_CONFIG = """\
 encoder: cnn_lstm
 encoder_conf: {cnn_layers: 2, latent_dim: 32, lstm_layers: 1, lstm_units: 32, dropout: 0.0}
+unsup_conf: {steps: 2, num_negatives: 8}
 max_epochs: 2
-optim: {lr: 2.0e-3, warmup_steps: 2}
+phases:
+  train: {lr: 2.0e-3, warmup_steps: 2}
 batch: {max_frames: 4000}
+diag_interval: 2
 """
+TINY_BLJUST = TINY_CONFIG.replace("""phases:
+  train: {lr: 2.0e-3, warmup_steps: 2}""", """strategy: bljust
+phases:
+  explore: {steps: 1, lr: 1.0e-3}
+  joint: {steps: 2, lr: 1.0e-3}
+  finetune: {steps: 2, lr: 1.0e-4}""")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +47,7 @@ def recipe(tmp_path_factory) -> Path:
     shutil.copy(src / "run.sh", root / "run.sh")
     (root / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
     (root / "conf" / "tiny_other.yaml").write_text(TINY_CONFIG.replace("max_epochs: 2", "max_epochs: 1"))
+    (root / "conf" / "tiny_bljust.yaml").write_text(TINY_BLJUST)
     return root
 
 
@@ -51,15 +61,24 @@ def run(recipe: Path, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 
 def test_end_to_end(recipe):
-    proc = run(recipe)
+    proc = run(recipe, "--train_config", "conf/tiny.yaml conf/tiny_bljust.yaml")
     exp = recipe / "exp" / "asr_tiny"
     scores = json.loads((exp / "decode_test_decode_greedy" / "scores.json").read_text())
     assert scores["num_utts"] == 6 and scores["wer"]["ref_len"] > 0
     results = (exp / "RESULTS.md").read_text()
     assert "| decode_test_decode_greedy | 6 |" in results and "./asr.sh" in results
     assert "| decode_test_decode_greedy | 6 |" in proc.stdout  # the table is printed at the end
-    assert (exp / "run.sh").exists() and (exp / "checkpoints" / "epoch_2.pt").exists()
-    assert len((exp / "train_log.csv").read_text().splitlines()) == 3
+    assert (exp / "run.sh").exists() and (exp / "training_curves.png").exists()
+    assert len((exp / "train_log.csv").read_text().splitlines()) == 3  # header + one row per epoch
+    steps = len((exp / "train_steps.csv").read_text().splitlines()) - 1
+    assert json.loads((exp / "budget.json").read_text())["train_steps"] == steps > 0
+    bljust = json.loads((recipe / "exp" / "asr_tiny_bljust" / "budget.json").read_text())
+    assert (bljust["explore_steps"], bljust["joint_steps"], bljust["finetune_steps"]) == (2, 4, 2)
+    assert bljust["unlabeled_hours"] > 0
+    # Both experiments side by side, with their budgets.
+    comparison = (recipe / "exp" / "comparison_test.md").read_text()
+    assert "| tiny | supervised | 1 |" in comparison and "| tiny_bljust | bljust | 1 |" in comparison
+    assert (recipe / "exp" / "comparison_test.png").exists()
     # Every data directory the recipe wrote follows Kaldi's rules.
     for d in ("train_labeled", "dev", "test"):
         validate_data_dir(recipe / "data" / d)
@@ -70,15 +89,16 @@ def test_end_to_end(recipe):
 def test_rerun_skips_finished_stages(recipe):
     proc = run(recipe)
     for what in ("Stage 1 (data preparation): already done", "Stage 3 (features for train_labeled): already done",
-                 "Stage 4 (token list): already done", "training already finished (2/2 epochs)",
-                 "Stage 6 (decoding test): already done", "Stage 7 (scoring test): already done"):
+                 "Stage 4 (token list): already done", "training already finished",
+                 "Stage 6 (decoding test with exp/asr_tiny): already done",
+                 "Stage 7 (scoring test with exp/asr_tiny): already done"):
         assert what in proc.stderr
 
 
 def test_other_config_gets_its_own_experiment(recipe):
     run(recipe, "--stage", "5", "--train_config", "conf/tiny_other.yaml")
     assert (recipe / "exp" / "asr_tiny_other" / "RESULTS.md").exists()
-    assert (recipe / "exp" / "asr_tiny" / "checkpoints" / "epoch_2.pt").exists()
+    assert (recipe / "exp" / "asr_tiny" / "RESULTS.md").exists()
 
 
 def test_unknown_option_is_named(recipe):
@@ -89,19 +109,19 @@ def test_unknown_option_is_named(recipe):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_training_resumes(recipe, sig):
     tag = f"resume_{sig.name.lower()}"
-    args = ["--stage", "5", "--stop_stage", "5", "--tag", tag, "--train_args", "--max_epochs 6"]
+    args = ["--stage", "5", "--stop_stage", "5", "--tag", tag, "--train_args", "--max_epochs 8"]
     env = {k: v for k, v in os.environ.items() if k != "LC_ALL"}
     proc = subprocess.Popen(["./run.sh", "--train_config", "conf/tiny.yaml", *args], cwd=recipe, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    ckpt = recipe / "exp" / f"asr_{tag}" / "checkpoints" / "epoch_1.pt"
+    ckpt_dir = recipe / "exp" / f"asr_{tag}" / "checkpoints"
     deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+    while not list(ckpt_dir.glob("step_*.pt")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert ckpt.exists(), "training never wrote its first checkpoint"
+    assert list(ckpt_dir.glob("step_*.pt")), "training never wrote its first checkpoint"
     os.killpg(proc.pid, sig)  # the whole process group, as Ctrl-C in a terminal does
     proc.communicate(timeout=60)
-    done = sorted(p.name for p in ckpt.parent.glob("epoch_*.pt"))
-    assert "epoch_6.pt" not in done
+    assert not (ckpt_dir.parent / "budget.json").exists()  # interrupted before the end
+    last = max(int(p.stem.split("_")[1]) for p in ckpt_dir.glob("step_*.pt"))
     resumed = run(recipe, *args)
-    assert f"resumed from exp/asr_{tag}/checkpoints/{done[-1]}" in resumed.stderr
-    assert (ckpt.parent / "epoch_6.pt").exists()
+    assert f"resumed from exp/asr_{tag}/checkpoints/step_{last}.pt ({last} steps done" in resumed.stderr
+    assert json.loads((ckpt_dir.parent / "budget.json").read_text())["steps"] > last

@@ -54,7 +54,7 @@ def budget_text(b: dict) -> str:
     if not b:
         return "(training not finished)"
     phases = ", ".join(f"{k[:-6]} {v}" for k, v in b.items() if k.endswith("_steps"))
-    return (f"{b['steps']} steps ({phases}), {b['labeled_hours']:.2f} h labeled + {b['unlabeled_hours']:.2f} h "
+    return (f"{b.get('params_m', float('nan')):.2f} M parameters (encoder + CTC head); {b['steps']} steps ({phases}), {b['labeled_hours']:.2f} h labeled + {b['unlabeled_hours']:.2f} h "
             f"unlabeled seen, {b['wall_s']:.0f} s")
 
 

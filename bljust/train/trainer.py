@@ -319,7 +319,9 @@ class Trainer:
         log.info("training finished: %s", ", ".join(f"{k} {v}" for k, v in budget.items()))
 
     def budget(self) -> dict:
+        inference_params = sum(p.numel() for g in ("theta", "phi") for p in self.groups[g])
         return {"steps": self.steps, **{f"{p}_steps": n for p, n in self.phase_steps.items()},
+                "params_m": round(inference_params / 1e6, 3),
                 "labeled_hours": round(self.labeled_hours, 3), "unlabeled_hours": round(self.unlabeled_hours, 3),
                 "wall_s": round(self.wall_s, 1)}
 

@@ -7,7 +7,8 @@
 #   4 token list           data/token_list/<type> (characters or sentencepiece)
 #   5 training             exp/asr_<tag> (resumes from the newest checkpoint)
 #   6 decoding             exp/asr_<tag>/decode_<set>_<decode config>
-#   7 scoring              WER/CER, alignments, exp/asr_<tag>/RESULTS.md
+#   7 scoring              WER/CER, alignments, exp/asr_<tag>/RESULTS.md; with several
+#                          experiments (configs or seeds) also exp/comparison_<set>.md/.png
 #
 # Every stage skips work that is already done and says so; --stage N --stop_stage M
 # runs a range. Delete a stage's output (or its .done file) to redo it.
@@ -39,9 +40,11 @@ num_mel_bins=80
 token_type=char      # char, unigram or bpe
 nbpe=100             # vocabulary size for unigram/bpe
 # Training and decoding
-train_config=""
-train_args=""        # overrides, e.g. "--max_epochs 3 --optim.lr 5e-4"
+train_config=""      # one YAML, or several ("conf/a.yaml conf/b.yaml"): one experiment each, then compared
+train_args=""        # overrides, e.g. "--max_epochs 3 --phases.train.lr 5e-4"
 tag=""               # experiment name; default: the config name (+ train_args)
+seeds=""             # e.g. "0 1 2": one experiment per seed (tag suffix _seed<N>), aggregated in the comparison
+comparison=""        # comparison table/plot prefix; default: $expdir/comparison
 decode_config=""
 decode_args=""
 
@@ -54,7 +57,8 @@ Options (defaults in brackets):
   --train_set, --valid_set, --test_sets, --unlabeled_set
   --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
   --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
-  --train_config <yaml>, --train_args \"--key value ...\", --tag <name>
+  --train_config \"<yaml> [<yaml> ...]\", --train_args \"--key value ...\", --tag <name>
+  --seeds \"0 1 2\"               one experiment per seed, compared as mean +- std
   --decode_config <yaml>, --decode_args \"--key value ...\""
 
 . utils/parse_options.sh
@@ -65,16 +69,20 @@ Options (defaults in brackets):
 [ -n "$train_set" ] || die "--train_set is required"
 [ -n "$valid_set" ] || die "--valid_set is required"
 [ -n "$train_config" ] || die "--train_config is required"
-[ -f "$train_config" ] || die "--train_config $train_config: no such file"
+for config in $train_config; do [ -f "$config" ] || die "--train_config $config: no such file"; done
+[ -n "$comparison" ] || comparison="$expdir/comparison"
 [ -z "$decode_config" ] || [ -f "$decode_config" ] || die "--decode_config $decode_config: no such file"
 case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
 
-if [ -z "$tag" ]; then
-    tag=$(basename "$train_config" .yaml)
-    # Different overrides must not share (and clobber) one experiment folder.
-    [ -z "$train_args" ] || tag+=$(echo "$train_args" | sed -e 's/--/_/g' -e 's/[ =/|]//g')
-fi
-exp="$expdir/asr_$tag"
+experiment_tag() {  # <train_config> <seed or empty>
+    local t=$tag
+    if [ -z "$t" ]; then
+        t=$(basename "$1" .yaml)
+        # Different overrides must not share (and clobber) one experiment folder.
+        [ -z "$train_args" ] || t+=$(echo "$train_args" | sed -e 's/--/_/g' -e 's/[ =/|]//g')
+    fi
+    echo "$t${2:+_seed$2}"
+}
 if [ "$token_type" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
 fbank_dir="$dumpdir/fbank"
 
@@ -152,45 +160,67 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-    log "Stage 5: training $exp (config $train_config${train_args:+, overrides: $train_args})"
-    mkdir -p "$exp"
-    # The experiment folder's run.sh replays the command that produced it.
-    { echo "#!/usr/bin/env bash"; echo "# Replays the command that produced this experiment."
-      printf 'cd %q && %s\n' "$(pwd)" "$(printf '%q ' "$0" "${asr_args[@]}")"; } > "$exp/run.sh"
-    chmod +x "$exp/run.sh"
-    # shellcheck disable=SC2086
-    python -m bljust.bin.train --config "$train_config" --resume --ngpu "$ngpu" \
-        --train_dir "$fbank_dir/$train_set" --valid_dir "$fbank_dir/$valid_set" \
-        ${unlabeled_set:+--unlabeled_dir "$fbank_dir/$unlabeled_set"} \
-        --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $train_args
-fi
-
-# ---------------------------------------------------------------------------------------
+# Stages 5-7 run once per experiment: each training config, and each seed of --seeds.
 decode_name=$(basename "${decode_config:-default}" .yaml)
-if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-    for dset in $test_sets; do
-        out="$exp/decode_${dset}_${decode_name}"
-        skip_if_done "$out/.done" "Stage 6 (decoding $dset)" && continue
-        log "Stage 6: decoding $dset -> $out"
-        # shellcheck disable=SC2086
-        ${decode_cmd} "$out/log/decode.log" \
-            python -m bljust.bin.decode ${decode_config:+--config "$decode_config"} --ngpu "$ngpu" \
-                --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
-                --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
-        touch "$out/.done"
-    done
-fi
 
-# ---------------------------------------------------------------------------------------
-if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-    for dset in $test_sets; do
-        out="$exp/decode_${dset}_${decode_name}"
-        skip_if_done "$out/.done_scoring" "Stage 7 (scoring $dset)" && continue
-        log "Stage 7: scoring $out"
-        python -m bljust.bin.score "$fbank_dir/$dset/text" "$out/text" "$out"
-        touch "$out/.done_scoring"
+run_experiment() {  # <train_config> <seed or empty>
+    local config=$1 seed=$2 exp args=$train_args dset out
+    [ -z "$seed" ] || args+=" --seed $seed"
+    exp="$expdir/asr_$(experiment_tag "$config" "$seed")"
+    experiments+=("$exp")
+
+    if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+        log "Stage 5: training $exp (config $config${args:+, overrides:$args})"
+        mkdir -p "$exp"
+        # The experiment folder's run.sh replays the command that produced it.
+        { echo "#!/usr/bin/env bash"; echo "# Replays the command that produced this experiment."
+          printf 'cd %q && %s\n' "$(pwd)" "$(printf '%q ' "$0" "${asr_args[@]}")"; } > "$exp/run.sh"
+        chmod +x "$exp/run.sh"
+        # shellcheck disable=SC2086
+        python -m bljust.bin.train --config "$config" --resume --ngpu "$ngpu" \
+            --train_dir "$fbank_dir/$train_set" --valid_dir "$fbank_dir/$valid_set" \
+            ${unlabeled_set:+--unlabeled_dir "$fbank_dir/$unlabeled_set"} \
+            --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $args
+    fi
+
+    if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+        for dset in $test_sets; do
+            out="$exp/decode_${dset}_${decode_name}"
+            skip_if_done "$out/.done" "Stage 6 (decoding $dset with $exp)" && continue
+            log "Stage 6: decoding $dset -> $out"
+            # shellcheck disable=SC2086
+            ${decode_cmd} "$out/log/decode.log" \
+                python -m bljust.bin.decode ${decode_config:+--config "$decode_config"} --ngpu "$ngpu" \
+                    --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
+                    --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
+            touch "$out/.done"
+        done
+    fi
+
+    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+        for dset in $test_sets; do
+            out="$exp/decode_${dset}_${decode_name}"
+            skip_if_done "$out/.done_scoring" "Stage 7 (scoring $dset with $exp)" && continue
+            log "Stage 7: scoring $out"
+            python -m bljust.bin.score "$fbank_dir/$dset/text" "$out/text" "$out"
+            touch "$out/.done_scoring"
+        done
+        python -m bljust.bin.make_results "$exp"
+    fi
+}
+
+experiments=()
+for config in $train_config; do
+    for seed in ${seeds:-""}; do
+        run_experiment "$config" "$seed"
     done
-    python -m bljust.bin.make_results "$exp"
+done
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ ${#experiments[@]} -gt 1 ]; then
+    for dset in $test_sets; do
+        log "Comparison on $dset -> $comparison.md, $comparison.png"
+        python -m bljust.bin.compare --test_set "$dset" --out "${comparison}_$dset.md" \
+            --plot "${comparison}_$dset.png" "${experiments[@]}"
+    done
 fi
 log "Done (stages $stage to $stop_stage)."

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Embedded default recipe: synthetic speech generated offline, trained and scored on a CPU
-# in minutes. Options given here are defaults; any asr.sh option can be added, e.g.
-#   ./run.sh --stage 5 --train_config conf/train_cnn_lstm_small.yaml
+# in minutes. By default it trains PT+FT and BL-JUST on the same budget and prints
+# both test results side by side. Any asr.sh option can be added, e.g.
+#   ./run.sh --stage 5 --train_config conf/train_supervised.yaml
+#   ./run.sh --stage 5 --seeds "0 1 2" --train_config "conf/train_supervised.yaml conf/train_pt_ft.yaml conf/train_just.yaml conf/train_bljust.yaml"
 set -euo pipefail
 
 ./asr.sh \
     --train_set train_labeled \
     --valid_set dev \
     --test_sets "test" \
+    --unlabeled_set train_unlabeled \
     --nj 2 \
     --token_type char \
-    --train_config conf/train_cnn_lstm.yaml \
+    --train_config "conf/train_pt_ft.yaml conf/train_bljust.yaml" \
     --decode_config conf/decode_greedy.yaml \
     "$@"

@@ -1,0 +1,43 @@
+"""Compare finished experiments: a markdown table of test WER/CER with each run's budget.
+
+    python -m bljust.bin.compare --test_set test --out exp/compare.md exp/asr_pt_ft exp/asr_bljust
+
+Experiments whose names differ only by a trailing ``_seed<N>`` are aggregated
+(mean ± std). With --plot, validation curves of all experiments go into one PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bljust.fileio import atomic_write_text
+from bljust.score.compare import collect, pivot_table, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exp_dirs", nargs="+")
+    p.add_argument("--test_set", default="test")
+    p.add_argument("--out", help="also write the table to this markdown file")
+    p.add_argument("--plot", help="write a PNG comparing validation curves")
+    p.add_argument("--pivot", action="store_true",
+                   help="one row per setting (tag without its strategy suffix), one WER column per strategy")
+    args = p.parse_args(argv)
+    try:
+        records = collect(args.exp_dirs, args.test_set)
+        text = pivot_table(records) if args.pivot else table(records)
+    except FileNotFoundError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    if args.plot:
+        from bljust.train.plots import plot_comparison
+
+        plot_comparison(args.exp_dirs, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Comparison tables across experiments and seeds."""
+import json
+
+import pytest
+import yaml
+
+from bljust.bin.compare import main as compare_main
+from bljust.score.compare import collect, pivot_table, table
+
+
+def fake_exp(root, name, strategy, seed, wer, cer=10.0):
+    exp = root / name
+    (exp / "decode_test_greedy").mkdir(parents=True)
+    (exp / "decode_test_greedy" / "scores.json").write_text(json.dumps(
+        {"num_utts": 4, "wer": {"rate": wer}, "cer": {"rate": cer}}))
+    (exp / "config.yaml").write_text(yaml.safe_dump({"strategy": strategy, "seed": seed}))
+    (exp / "budget.json").write_text(json.dumps({"steps": 100, "train_steps": 100, "params_m": 1.5,
+                                                 "labeled_hours": 0.5, "unlabeled_hours": 0.0, "wall_s": 60.0}))
+    return exp
+
+
+def test_seeds_are_aggregated(tmp_path):
+    exps = [fake_exp(tmp_path, f"asr_sup_seed{s}", "supervised", s, w) for s, w in zip(range(3), (10.0, 20.0, 30.0))]
+    exps.append(fake_exp(tmp_path, "asr_bl", "bljust", 0, 5.0))
+    text = table(collect(exps, "test"))
+    assert "| sup | supervised | 3 | 20.00 ± 10.00 | 10.00 ± 0.00 | 100 (train 100) | 0.50 | 0.00 | 60 |" in text
+    assert "| bl | bljust | 1 | 5.00 | 10.00 |" in text
+
+
+def test_pivot_puts_strategies_side_by_side(tmp_path):
+    exps = [fake_exp(tmp_path, "asr_c2_l4_pt_ft", "pt_ft", 0, 16.2), fake_exp(tmp_path, "asr_c2_l4_bljust", "bljust", 0, 13.1)]
+    text = pivot_table(collect(exps, "test"))
+    assert text.splitlines()[0] == "| setting | params (M) | pt_ft WER % | bljust WER % |"
+    assert "| c2_l4 | 1.50 | 16.20 | 13.10 |" in text
+
+
+def test_missing_scores_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "asr_x").mkdir()
+    assert compare_main([str(tmp_path / "asr_x")]) == 1
+    assert "no decode_test_*/scores.json" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError):
+        collect([tmp_path / "asr_x"], "test")
