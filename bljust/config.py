@@ -2,7 +2,7 @@
 
 A config is a tree of dataclasses. Loading checks every key against the dataclass
 fields (an unknown key or a wrong type is an error naming the dotted key and the
-file) and applies command-line overrides such as ``--optim.lr 1e-3``.
+file) and applies command-line overrides such as ``--phases.joint.lr 1e-3``.
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def to_dict(obj: Any) -> Any:
 
 
 def parse_overrides(args: list[str]) -> dict:
-    """``["--optim.lr", "1e-3", "--max_epochs=3"]`` -> ``{"optim": {"lr": 0.001}, "max_epochs": 3}``."""
+    """``["--optim.grad_clip", "1", "--max_epochs=3"]`` -> ``{"optim": {"grad_clip": 1}, "max_epochs": 3}``."""
     out: dict = {}
     i = 0
     while i < len(args):

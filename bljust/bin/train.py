@@ -2,9 +2,10 @@
 
     python -m bljust.bin.train --config conf/train.yaml --train_dir dump/fbank/train \\
         --valid_dir dump/fbank/dev --token_dir data/token_list/char \\
-        --cmvn dump/fbank/train/cmvn.ark --exp_dir exp/asr_train [--resume] [--optim.lr 1e-3 ...]
+        --cmvn dump/fbank/train/cmvn.ark --exp_dir exp/asr_train [--unlabeled_dir dump/fbank/train_unlabeled] \\
+        [--resume] [--phases.train.lr 1e-3 ...]
 
-Any config key can be overridden after the named options: ``--optim.lr 5e-4``,
+Any config key can be overridden after the named options: ``--phases.train.lr 5e-4``,
 ``--encoder_conf.lstm_layers 4``, ``--max_epochs=20``.
 """
 from __future__ import annotations

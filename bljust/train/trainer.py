@@ -363,7 +363,7 @@ class Trainer:
                                      joint_steps_done=self.joint_steps, gamma_init=b.gamma_init, ramp_steps=b.ramp_steps)
                 weight = self.gamma
             else:
-                weight = cfg.just_weight
+                weight = self.gamma = cfg.just_weight
         self._set_lrs(chunk)
         labeled = self.labeled.next().to(self.device) if chunk.kind in ("sup", "joint") else None
         unlabeled = self.unlabeled.next().to(self.device) if chunk.kind in ("unsup", "joint") else None
