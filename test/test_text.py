@@ -33,3 +33,14 @@ def test_bad_token_type_and_size(tmp_path):
         build_tokenizer(TEXTS, tmp_path, "words")
     with pytest.raises(ValueError, match="unigram with vocab_size 500 failed.*Vocabulary size too high"):
         build_tokenizer(TEXTS, tmp_path, "unigram", vocab_size=500)
+
+
+@pytest.mark.parametrize("token_type", ["char", "unigram"])
+def test_unk_word_is_one_token_and_round_trips(tmp_path, token_type):
+    texts = ["THE <unk> SAT ON THE MAT", "<unk> CAT", "A DOG <unk>", "THE CAT SAT ON A DOG"] * 5
+    tok = build_tokenizer(texts, tmp_path, token_type, vocab_size=14)
+    assert "<" not in "".join(tok.symbols[2:])  # the mark itself is not learned as text
+    for text in texts:
+        ids = tok.encode(text)
+        assert ids.count(1) == text.split().count("<unk>")
+        assert tok.decode(ids) == text

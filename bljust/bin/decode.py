@@ -1,39 +1,82 @@
 """Decode a feature dump directory with a trained model.
 
-    python -m bljust.bin.decode --model exp/asr/model_best.pt --data_dir dump/fbank/test \\
+    python -m bljust.bin.decode --exp_dir exp/asr --data_dir dump/fbank/test \\
         --token_dir data/token_list/char --cmvn dump/fbank/train/cmvn.ark --out_dir exp/asr/decode_test \\
-        [--config conf/decode.yaml]
+        [--config conf/decode.yaml] [--beam_size 20 ...]
 
-Writes ``<out_dir>/text`` ("<utt> <hypothesis>" per line, Kaldi's layout).
+Writes ``<out_dir>/text`` ("<utt> <hypothesis>" per line, Kaldi's layout). ``method: greedy``
+takes the best frame path; ``method: beam`` runs CTC beam search (``bljust.decode.beam``),
+optionally with a word lexicon and a KenLM n-gram. With ``average.n`` > 0 the model is the
+mean of ``n`` training checkpoints (``bljust.decode.average``), saved as
+``<exp_dir>/model_avg<n>_<by>.pt`` and decoded instead of ``model_<checkpoint>.pt``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from bljust.config import ConfigError, from_dict, load_yaml, merge, parse_overrides
 from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
+from bljust.decode.average import BY, average_checkpoints
 from bljust.decode.greedy import ctc_greedy
 from bljust.decode.model_io import load_model
 from bljust.fileio import atomic_write_text
 from bljust.text.tokenizer import Tokenizer
+from bljust.train import checkpoint
+
+METHODS = ("greedy", "beam")
+
+
+@dataclass
+class AverageConfig:
+    n: int = 0  # > 0: decode the mean weights of n training checkpoints
+    by: str = "best"  # which: "best" (lowest validation CTC loss) or "last" (newest)
+
+    def __post_init__(self):
+        if self.n < 0:
+            raise ValueError(f"n must be >= 0, got {self.n}")
+        if self.by not in BY:
+            raise ValueError(f"by must be 'best' or 'last', got '{self.by}'")
 
 
 @dataclass
 class DecodeConfig:
-    method: str = "greedy"
+    method: str = "greedy"  # greedy (best path) or beam (CTC beam search)
     checkpoint: str = "best"  # which model package: "best" (lowest validation loss) or "last"
     max_frames: int = 40000  # padded input frames per batch
+    # beam search only:
+    beam_size: int = 10  # hypotheses kept per frame
+    beam_size_token: int | None = None  # tokens tried per frame; null = all
+    beam_threshold: float = 50.0  # prune hypotheses scoring this much below the best
+    lm: str | None = None  # KenLM n-gram (ARPA or binary): over tokens without a lexicon, over words with one
+    lm_weight: float = 1.0
+    word_score: float = 0.0  # added per word (without a lexicon: per word-boundary token)
+    lexicon: str | None = None  # "WORD t o k e n s" per line (python -m bljust.decode.beam); null = lexicon-free
+    log_add: bool = True  # a hypothesis scores the sum (not the max) over its alignments
+    average: AverageConfig = field(default_factory=AverageConfig)
 
     def __post_init__(self):
-        if self.method != "greedy":
-            raise ValueError(f"method must be 'greedy', got '{self.method}'")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be 'greedy' or 'beam', got '{self.method}'")
         if self.checkpoint not in ("best", "last"):
             raise ValueError(f"checkpoint must be 'best' or 'last', got '{self.checkpoint}'")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.beam_size_token is not None and self.beam_size_token < 1:
+            raise ValueError(f"beam_size_token must be >= 1 or null, got {self.beam_size_token}")
+        if self.beam_threshold <= 0:
+            raise ValueError(f"beam_threshold must be > 0, got {self.beam_threshold}")
+        for key in ("lm", "lexicon"):
+            path = getattr(self, key)
+            if path is not None and self.method != "beam":  # an LM silently ignored would be a trap
+                raise ValueError(f"{key} needs method: beam (method is '{self.method}')")
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{key}: no such file '{path}'")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +97,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     device = "cuda" if args.ngpu > 0 else "cpu"
-    model = load_model(f"{args.exp_dir}/model_{config.checkpoint}.pt", device)
     tokenizer = Tokenizer(args.token_dir)
+    try:
+        model_path = Path(args.exp_dir) / f"model_{config.checkpoint}.pt"
+        if config.average.n > 0:
+            avg = config.average
+            model_path = Path(args.exp_dir) / f"model_avg{avg.n}_{avg.by}.pt"
+            # Atomic: decoding jobs of several test sets may write the same file at once.
+            checkpoint.save(average_checkpoints(args.exp_dir, avg.n, avg.by), model_path)
+            print(f"decode: averaged {avg.n} checkpoints by {avg.by} -> {model_path}", file=sys.stderr)
+        decode = ctc_greedy
+        if config.method == "beam":
+            from bljust.decode.beam import CtcBeamSearch
+
+            decode = CtcBeamSearch(tokenizer, config.beam_size, config.beam_size_token, config.beam_threshold,
+                                   config.lm, config.lm_weight, config.word_score, config.lexicon, config.log_add).decode
+    except ValueError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    model = load_model(model_path, device)
     dataset = FeatureDataset(args.data_dir, args.cmvn)
     batches = BucketBatchSampler(dataset.num_frames, config.max_frames, shuffle=False).batches
     hyps: dict[str, str] = {}
@@ -63,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         for utts in tqdm(batches, desc=f"decode {args.data_dir}", file=sys.stderr):
             batch = collate(dataset, utts).to(torch.device(device))
             enc, log_probs = model(batch.feats, batch.lengths)
-            for utt, ids in zip(utts, ctc_greedy(log_probs, enc.lengths)):
+            for utt, ids in zip(utts, decode(log_probs, enc.lengths)):
                 hyps[utt] = tokenizer.decode(ids)
     atomic_write_text(f"{args.out_dir}/text", "".join(f"{u} {hyps[u]}\n".replace(" \n", "\n") for u in sorted(hyps, key=str.encode)))
     print(f"decode: {len(hyps)} utterances -> {args.out_dir}/text", file=sys.stderr)

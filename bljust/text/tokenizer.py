@@ -51,12 +51,20 @@ class Tokenizer:
         return self._sp.encode(text, out_type=str)
 
     def encode(self, text: str) -> list[int]:
-        unk = self.index[UNK]
-        return [self.index.get(p, unk) for p in self.pieces(text)]
+        """The word ``<unk>`` (a corpus's own unknown-word mark, as in TED-LIUM) becomes the
+        ``<unk>`` token, so it survives a round trip and is scored as one word."""
+        unk, ids = self.index[UNK], []
+        for i, chunk in enumerate(f" {text} ".split(f" {UNK} ")):
+            if i > 0:
+                ids.append(unk)
+            if chunk.strip():
+                ids += [self.index.get(p, unk) for p in self.pieces(chunk)]
+        return ids
 
     def decode(self, ids: list[int]) -> str:
-        pieces = [self.symbols[i] for i in ids if i != 0]
-        return "".join(pieces).replace(WORD_BOUNDARY, " ").strip()
+        """``<unk>`` comes out as a word of its own."""
+        pieces = [WORD_BOUNDARY + UNK + WORD_BOUNDARY if i == 1 else self.symbols[i] for i in ids if i != 0]
+        return " ".join("".join(pieces).replace(WORD_BOUNDARY, " ").split())
 
 
 def build_tokenizer(texts: list[str], out_dir: str | os.PathLike, token_type: str = "char", vocab_size: int = 100) -> Tokenizer:
@@ -65,6 +73,7 @@ def build_tokenizer(texts: list[str], out_dir: str | os.PathLike, token_type: st
         raise ValueError(f"token_type must be one of {', '.join(TOKEN_TYPES)}, got '{token_type}'")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    texts = [" ".join(w for w in t.split() if w != UNK) for t in texts]  # <unk> is a token already, not text
     if token_type == "char":
         chars = sorted({c for t in texts for c in t.replace(" ", "")})
         symbols = [WORD_BOUNDARY] + [c for c in chars if c != WORD_BOUNDARY]

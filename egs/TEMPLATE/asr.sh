@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The staged ASR pipeline shared by every recipe; egs/<corpus>/run.sh only sets options.
 #
+#   0 download             local/download.sh (corpora with one; skipped when db.sh points at a copy)
 #   1 data preparation     local/data.sh -> data/<set> (Kaldi data directories)
 #   2 speed perturbation   data/<train_set>_sp (only with --speed_perturb_factors)
 #   3 features             80-dim fbank by nj parallel jobs -> dump/fbank/<set>, global CMVN
@@ -21,13 +22,14 @@ die() { log "ERROR: $*"; exit 1; }
 skip_if_done() { if [ -f "$1" ]; then log "$2: already done ($1 exists), skipping"; return 0; fi; return 1; }
 
 # General
-stage=1
+stage=0
 stop_stage=100
 nj=4                 # parallel jobs for feature extraction
 ngpu=0               # 0: CPU, 1: one CUDA device
 dumpdir=dump
 expdir=exp
 # Data
+download_opts=""     # options passed to local/download.sh
 local_data_opts=""   # options passed to local/data.sh
 train_set=""         # labeled training data
 valid_set=""
@@ -39,6 +41,7 @@ num_mel_bins=80
 # Tokens
 token_type=char      # char, unigram or bpe
 nbpe=100             # vocabulary size for unigram/bpe
+token_listdir=data/token_list  # token lists go to <token_listdir>/<type> (per-language recipes: one folder each)
 # Training and decoding
 train_config=""      # one YAML, or several ("conf/a.yaml conf/b.yaml"): one experiment each, then compared
 train_args=""        # overrides, e.g. "--max_epochs 3 --phases.train.lr 5e-4"
@@ -50,13 +53,15 @@ decode_args=""
 
 help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<sets>\" --train_config <yaml> [options]
 Options (defaults in brackets):
-  --stage / --stop_stage N     first / last stage to run [1 / 100]
+  --stage / --stop_stage N     first / last stage to run [0 / 100]
   --nj N                       parallel feature-extraction jobs [$nj]
   --ngpu N                     0 = CPU, 1 = one GPU [$ngpu]
+  --download_opts \"...\"        passed to local/download.sh
   --local_data_opts \"...\"      passed to local/data.sh
   --train_set, --valid_set, --test_sets, --unlabeled_set
   --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
   --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
+  --token_listdir DIR          token lists go to DIR/<type> [$token_listdir]
   --train_config \"<yaml> [<yaml> ...]\", --train_args \"--key value ...\", --tag <name>
   --seeds \"0 1 2\"               one experiment per seed, compared as mean +- std
   --decode_config <yaml>, --decode_args \"--key value ...\""
@@ -83,8 +88,20 @@ experiment_tag() {  # <train_config> <seed or empty>
     fi
     echo "$t${2:+_seed$2}"
 }
-if [ "$token_type" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
+if [ "$token_type" = char ]; then token_dir=$token_listdir/char; else token_dir=$token_listdir/${token_type}${nbpe}; fi
 fbank_dir="$dumpdir/fbank"
+
+# ---------------------------------------------------------------------------------------
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    if [ -f local/download.sh ]; then
+        # The script itself skips what is already downloaded (or found through db.sh).
+        log "Stage 0: download: local/download.sh $download_opts"
+        # shellcheck disable=SC2086
+        local/download.sh $download_opts
+    else
+        log "Stage 0: download: this recipe has no local/download.sh (nothing to download), skipping"
+    fi
+fi
 
 # ---------------------------------------------------------------------------------------
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then

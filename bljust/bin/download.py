@@ -1,0 +1,44 @@
+"""Download a corpus archive (resumable, checksummed) and optionally extract it.
+
+    python -m bljust.bin.download --url https://www.openslr.org/resources/12/dev-clean.tar.gz \\
+        --download_dir downloads --extract_dir downloads --md5 MD5 --db_var LIBRISPEECH
+
+The archive is saved under --download_dir with the URL's file name; an interrupted run
+resumes where it stopped. With --extract_dir it is also extracted there (once: a
+``.<archive>.done`` marker makes reruns free). A failure prints ``ERROR: <message>``
+and exits with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bljust.data.download import DownloadError, archive_name, download, fetch
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", required=True)
+    p.add_argument("--download_dir", required=True, help="folder the archive is saved in")
+    p.add_argument("--extract_dir", help="also extract the archive into this folder")
+    digest = p.add_mutually_exclusive_group()
+    digest.add_argument("--md5", help="expected MD5 hex digest of the archive")
+    digest.add_argument("--sha256", help="expected SHA-256 hex digest of the archive")
+    p.add_argument("--db_var", help="db.sh variable named in error messages (e.g. LIBRISPEECH)")
+    args = p.parse_args(argv)
+    checks = dict(md5=args.md5, sha256=args.sha256, db_var=args.db_var)
+    try:
+        if args.extract_dir:
+            out = fetch(args.url, args.download_dir, args.extract_dir, **checks)
+        else:
+            out = download(args.url, Path(args.download_dir) / archive_name(args.url), **checks)
+    except DownloadError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    print(f"download: {args.url} -> {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
