@@ -27,7 +27,7 @@ def run(head, enc, seed=123):
 
 
 def identity_head(dim, **conf):
-    head = CpcHead(dim, dim, CpcConfig(**conf)).double()
+    head = CpcHead(dim, dim, CpcConfig(context="encoder", **conf)).double()
     with torch.no_grad():
         for lin in head.predictors:
             lin.weight.copy_(torch.eye(dim))
@@ -140,15 +140,41 @@ def test_same_seed_same_loss_and_different_seed_differs():
 
 def test_gradients_reach_latent_context_and_head():
     enc = random_enc([12, 8, 5], requires_grad=True)
-    head = CpcHead(24, 32, CpcConfig(steps=3, num_negatives=8))
+    head = CpcHead(24, 32, CpcConfig(steps=3, num_negatives=8, context="encoder"))
     run(head, enc).loss.backward()
     assert enc.latent.grad.abs().sum() > 0 and enc.context.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
 
     enc = random_enc([12, 8, 5], requires_grad=True)
-    run(CpcHead(24, 32, CpcConfig(steps=3, num_negatives=8, detach_targets=True)), enc).loss.backward()
+    run(CpcHead(24, 32, CpcConfig(steps=3, num_negatives=8, context="encoder", detach_targets=True)), enc).loss.backward()
     assert enc.latent.grad is None or enc.latent.grad.abs().sum() == 0
     assert enc.context.grad.abs().sum() > 0
+
+    # Autoregressive context: everything goes through the latent frames and the head's GRU.
+    enc = random_enc([12, 8, 5], requires_grad=True)
+    head = CpcHead(24, 32, CpcConfig(steps=3, num_negatives=8, ar_dim=16))
+    run(head, enc).loss.backward()
+    assert enc.latent.grad.abs().sum() > 0 and (enc.context.grad == 0).all()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+
+
+def test_autoregressive_context_never_sees_the_future():
+    """Changing latent frame s changes no context (hence no prediction) of a frame before s."""
+    enc = random_enc([12, 9], dl=8)
+    head = CpcHead(24, 8, CpcConfig(steps=2, ar_dim=6))
+    before = head.context(enc)
+    latent = enc.latent.clone()
+    latent[:, 5:] += torch.randn_like(latent[:, 5:])
+    after = head.context(EncoderOutput(latent, enc.context, enc.lengths))
+    assert torch.equal(before[:, :5], after[:, :5])
+    assert not torch.allclose(before[:, 5:9], after[:, 5:9])
+
+
+def test_bidirectional_encoder_cannot_feed_its_context_to_cpc():
+    encoder = CnnLstmEncoder(16, CnnLstmConfig(cnn_layers=1, subsampling=2, latent_dim=8, lstm_layers=1, lstm_units=8))
+    check_encoder(encoder, CpcConfig())
+    with pytest.raises(ValueError, match="unsup_conf.context 'encoder' needs a causal encoder"):
+        check_encoder(encoder, CpcConfig(context="encoder"))
 
 
 def test_no_prediction_gives_connected_zero_loss():
@@ -205,6 +231,7 @@ def test_config_validation_names_the_key():
         ({"num_negatives": 0}, "unsup_conf.num_negatives must be >= 1"),
         ({"temperature": 0.0}, "unsup_conf.temperature must be > 0"),
         ({"similarity": "l2"}, "unsup_conf.similarity must be one of cosine, dot"),
+        ({"context": "future"}, "unsup_conf.context must be one of autoregressive, encoder"),
     ]:
         with pytest.raises(ValueError, match=msg):
             CpcConfig(**kwargs)

@@ -36,13 +36,13 @@ class AsrModel(nn.Module):
         enc_cls, enc_conf_cls = ENCODERS[config.encoder]
         self.encoder = enc_cls(input_dim, from_dict(enc_conf_cls, config.encoder_conf, where, "encoder_conf."))
         self.ctc = CtcHead(self.encoder.output_dim, vocab_size, config.ctc_conf)
+        head_cls, head_conf_cls = UNSUP_HEADS[config.unsup]
+        head_conf = from_dict(head_conf_cls, config.unsup_conf, where, "unsup_conf.")
         try:
-            check_encoder(self.encoder)
+            check_encoder(self.encoder, head_conf)
         except ValueError as e:
             raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
-        head_cls, head_conf_cls = UNSUP_HEADS[config.unsup]
-        self.unsup = head_cls(self.encoder.output_dim, self.encoder.latent_dim,
-                              from_dict(head_conf_cls, config.unsup_conf, where, "unsup_conf."))
+        self.unsup = head_cls(self.encoder.output_dim, self.encoder.latent_dim, head_conf)
         self.input_dim, self.vocab_size = input_dim, vocab_size
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderOutput, torch.Tensor]:

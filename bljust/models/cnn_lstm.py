@@ -78,6 +78,7 @@ class CnnLstmEncoder(nn.Module):
         )
         self.latent_dim = config.latent_dim
         self.output_dim = 2 * config.lstm_units
+        self.causal = False  # the backward LSTM direction reads the whole utterance
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames after the conv stack: each stride-2 conv (padding k//2) maps L to floor((L - 1) / 2) + 1."""

@@ -105,7 +105,10 @@ fi
 
 # ---------------------------------------------------------------------------------------
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-    if ! skip_if_done data/.done_stage1 "Stage 1 (data preparation)"; then
+    # The marker holds the options it was made with: other --local_data_opts prepare again.
+    if [ -f data/.done_stage1 ] && [ "$(cat data/.done_stage1)" = "$local_data_opts" ]; then
+        log "Stage 1 (data preparation): already done with these options (data/.done_stage1), skipping"
+    else
         log "Stage 1: data preparation: local/data.sh $local_data_opts"
         # shellcheck disable=SC2086
         local/data.sh $local_data_opts
@@ -113,7 +116,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
             utils/validate_data_dir.sh "data/$dset"
         done
         [ -z "$unlabeled_set" ] || utils/validate_data_dir.sh --no-text "data/$unlabeled_set"
-        touch data/.done_stage1
+        echo "$local_data_opts" > data/.done_stage1
     fi
 fi
 

@@ -11,8 +11,7 @@
 #   ./run.sh                                             download, prepare, train, decode, score
 #   ./run.sh --langs nl --stage 5 --train_config conf/train_supervised.yaml
 #   ./run.sh --langs "nl ar" --multilingual true --token_type bpe --nbpe 300
-# Every other option goes to asr.sh. asr.sh prepares data once (stage 1): after changing --langs,
-# delete data/.done_stage1 so that the new languages are prepared too.
+# Every other option goes to asr.sh; stage 1 runs again when --langs changes.
 set -euo pipefail
 
 langs="nl mn ar"

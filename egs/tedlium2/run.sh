@@ -6,7 +6,7 @@
 #   ./run.sh                                                   # everything, from the download on
 #   ./run.sh --local_data_opts "--labeled_hours 50"            # 50 h labeled, the other talks unlabeled
 #   ./run.sh --stage 5 --train_config conf/train_supervised.yaml
-# (--local_data_opts takes effect on a fresh data/: delete data/ to prepare it again.)
+# (Changing --local_data_opts prepares data/ again; delete dump/ too so features follow.)
 set -euo pipefail
 
 ./asr.sh \
