@@ -182,7 +182,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = """\
 encoder: cnn_lstm
 encoder_conf: {cnn_layers: 1, subsampling: 2, latent_dim: 32, lstm_layers: 1, lstm_units: 32, dropout: 0.0}
-unsup_conf: {steps: 2, num_negatives: 8}
+unsup_conf: {steps: 2, num_negatives: 8, ar_dim: 32}
 strategy: bljust
 max_epochs: 1
 phases:

@@ -209,7 +209,7 @@ def trained(tiny_corpus, tmp_path_factory) -> Path:
     exp = tmp_path_factory.mktemp("exp")
     config = load_train_config(None, {
         "encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
-        "unsup_conf": {"steps": 3, "num_negatives": 8}, "batch": {"max_frames": 800}, "diag_interval": 0,
+        "unsup_conf": {"steps": 3, "num_negatives": 8, "ar_dim": 32}, "batch": {"max_frames": 800}, "diag_interval": 0,
         "strategy": "supervised", "max_epochs": 2, "phases": {"train": {"steps": 2}}})
     Trainer(config, TrainData(**tiny_corpus), exp).fit()
     return exp

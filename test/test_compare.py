@@ -40,3 +40,13 @@ def test_missing_scores_is_a_clear_error(tmp_path, capsys):
     assert "no decode_test_*/scores.json" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):
         collect([tmp_path / "asr_x"], "test")
+
+
+def test_several_decodings_need_a_choice(tmp_path, capsys):
+    exp = fake_exp(tmp_path, "asr_bl", "bljust", 0, 30.0)
+    (exp / "decode_test_beam").mkdir()
+    (exp / "decode_test_beam" / "scores.json").write_text(json.dumps({"wer": {"rate": 25.0}, "cer": {"rate": 9.0}}))
+    assert compare_main([str(exp)]) == 1
+    assert "several decodings of test (beam, greedy); choose one with --decode" in capsys.readouterr().err
+    assert collect([exp], "test", "greedy")[0]["wer"] == 30.0
+    assert collect([exp], "test", "beam")[0]["wer"] == 25.0

@@ -27,7 +27,7 @@ LANGS = tuple(SENTENCES)  # nl, ar
 TINY_BLJUST = """\
 encoder: cnn_lstm
 encoder_conf: {cnn_layers: 2, latent_dim: 32, lstm_layers: 1, lstm_units: 32, dropout: 0.0}
-unsup_conf: {steps: 2, num_negatives: 4}
+unsup_conf: {steps: 2, num_negatives: 4, ar_dim: 32}
 strategy: bljust
 max_epochs: 2
 phases:

@@ -20,7 +20,7 @@ TINY_DATA = ("--num_train_labeled 24 --num_train_unlabeled 8 --num_dev 6 --num_t
 TINY_CONFIG = """\
 encoder: cnn_lstm
 encoder_conf: {cnn_layers: 2, latent_dim: 32, lstm_layers: 1, lstm_units: 32, dropout: 0.0}
-unsup_conf: {steps: 2, num_negatives: 8}
+unsup_conf: {steps: 2, num_negatives: 8, ar_dim: 32}
 max_epochs: 2
 phases:
   train: {lr: 2.0e-3, warmup_steps: 2}

@@ -17,7 +17,7 @@ from bljust.train.strategies import build_plan, penalty
 from bljust.train.trainer import Trainer, TrainData, step_loss
 
 TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
-              "unsup_conf": {"steps": 3, "num_negatives": 8}}
+              "unsup_conf": {"steps": 3, "num_negatives": 8, "ar_dim": 32}}
 
 
 def config(**over):

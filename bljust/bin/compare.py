@@ -18,13 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exp_dirs", nargs="+")
     p.add_argument("--test_set", default="test")
+    p.add_argument("--decode", help="decode config name (decode_<test_set>_<decode>); needed when there are several")
     p.add_argument("--out", help="also write the table to this markdown file")
     p.add_argument("--plot", help="write a PNG comparing validation curves")
     p.add_argument("--pivot", action="store_true",
                    help="one row per setting (tag without its strategy suffix), one WER column per strategy")
     args = p.parse_args(argv)
     try:
-        records = collect(args.exp_dirs, args.test_set)
+        records = collect(args.exp_dirs, args.test_set, args.decode)
         text = pivot_table(records) if args.pivot else table(records)
     except FileNotFoundError as e:
         print(f"ERROR: {e}", file=sys.stderr)

@@ -12,18 +12,23 @@ import yaml
 from bljust.score.results import budget
 
 
-def _scores(exp_dir: Path, test_set: str) -> dict | None:
-    found = sorted(exp_dir.glob(f"decode_{test_set}_*/scores.json"))
-    return json.loads(found[0].read_text()) if found else None
+def _scores(exp_dir: Path, test_set: str, decode: str | None) -> dict:
+    """scores.json of ``decode_<test_set>_<decode>``; without ``decode`` the only decoding there is."""
+    pattern = f"decode_{test_set}_{decode or '*'}/scores.json"
+    found = sorted(exp_dir.glob(pattern))
+    if not found:
+        raise FileNotFoundError(f"{exp_dir}: no {pattern} (run the decoding and scoring stages)")
+    if len(found) > 1:
+        names = ", ".join(p.parent.name.removeprefix(f"decode_{test_set}_") for p in found)
+        raise FileNotFoundError(f"{exp_dir}: several decodings of {test_set} ({names}); choose one with --decode")
+    return json.loads(found[0].read_text())
 
 
-def collect(exp_dirs: list[str | os.PathLike], test_set: str) -> list[dict]:
+def collect(exp_dirs: list[str | os.PathLike], test_set: str, decode: str | None = None) -> list[dict]:
     """One record per experiment: name, group (its config without the seed), scores and budget."""
     records = []
     for exp_dir in map(Path, exp_dirs):
-        scores = _scores(exp_dir, test_set)
-        if scores is None:
-            raise FileNotFoundError(f"{exp_dir}: no decode_{test_set}_*/scores.json (run the decoding and scoring stages)")
+        scores = _scores(exp_dir, test_set, decode)
         config = yaml.safe_load((exp_dir / "config.yaml").read_text())
         seed = config.pop("seed", 0)
         records.append({
