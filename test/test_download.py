@@ -292,3 +292,17 @@ def test_cli_failure_prints_error_and_exits_1(tmp_path, server):
                            str(tmp_path / "dl"), "--db_var", "COVOST2"], capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     assert proc.stderr.startswith("ERROR: ") and url in proc.stderr and "COVOST2" in proc.stderr
+
+
+def test_cli_takes_the_digest_from_a_checksum_file(tmp_path, server, corpus_archive, capsys):
+    name, data = corpus_archive
+    sums = tmp_path / "checksums.txt"
+    sums.write_text(f"# digests\n{hashlib.sha256(data).hexdigest()}  {name}\n{'0' * 32}  other.tar.gz\n")
+    args = ["--url", f"{server.url}/{name}", "--checksums", str(sums)]
+    assert download_main([*args, "--download_dir", str(tmp_path / "ok")]) == 0
+    sums.write_text(f"{'0' * 64}  {name}\n")  # a wrong SHA-256
+    assert download_main([*args, "--download_dir", str(tmp_path / "bad")]) == 1
+    assert "ERROR: " in capsys.readouterr().err and not (tmp_path / "bad" / name).exists()
+    sums.write_text(f"abc  {name}\n")
+    assert download_main([*args, "--download_dir", str(tmp_path / "odd")]) == 1
+    assert f"{sums}:1: 'abc' is neither an MD5 nor a SHA-256 digest" in capsys.readouterr().err

@@ -35,16 +35,6 @@ if [ -f "$download_dir/.$archive.done" ]; then
     echo "$0: already downloaded and unpacked ($download_dir/.$archive.done exists), skipping" >&2
     exit 0
 fi
-# The sum's length tells its kind: 32 hex digits md5, 64 SHA-256.
-sum=$(awk -v f="$archive" '$2 == f { print $1 }' local/checksums.txt)
-case ${#sum} in
-    32) check=(--md5 "$sum") ;;
-    64) check=(--sha256 "$sum") ;;
-    0) echo "$0: WARNING: no checksum for $archive in local/checksums.txt: it will not be verified" >&2
-       check=() ;;
-    *) echo "$0: ERROR: local/checksums.txt: '$sum' for $archive is neither an md5 nor a SHA-256 sum" >&2
-       exit 1 ;;
-esac
 echo "$0: $TEDLIUM2_URL/$archive -> $download_dir/TEDLIUM_release2" >&2
 python -m bljust.bin.download --url "$TEDLIUM2_URL/$archive" --download_dir "$download_dir" \
-    --extract_dir "$download_dir" ${check[@]+"${check[@]}"} --db_var TEDLIUM2
+    --extract_dir "$download_dir" --checksums local/checksums.txt --db_var TEDLIUM2
