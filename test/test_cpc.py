@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from bljust.config import ConfigError, from_dict
-from bljust.losses import UNSUP_HEADS, CpcConfig, CpcHead, check_encoder
+from typing import NamedTuple
+
+from bljust.losses import UNSUP_HEADS, CpcConfig, CpcHead
 from bljust.losses.cpc import info_nce_logits
 from bljust.models.cnn_lstm import CnnLstmConfig, CnnLstmEncoder
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
@@ -22,8 +24,23 @@ def random_enc(lengths, t=None, dl=32, dc=24, seed=0, requires_grad=False):
     return EncoderOutput(latent.requires_grad_(requires_grad), context.requires_grad_(requires_grad), lengths)
 
 
+class Out(NamedTuple):
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    num_predictions: int
+
+
+def call(head, enc, gen):
+    out = head(enc, head.sample_mask(enc.lengths, enc.latent.shape[1], gen), gen)
+    return Out(out.loss, torch.tensor(out.metrics["accuracy"]), out.metrics["predictions"])
+
+
 def run(head, enc, seed=123):
-    return head(enc, torch.Generator().manual_seed(seed))
+    return call(head, enc, torch.Generator().manual_seed(seed))
+
+
+def check_encoder(encoder, config=CpcConfig()):
+    CpcHead.check_encoder(encoder, config)
 
 
 def identity_head(dim, **conf):
@@ -216,13 +233,29 @@ def test_training_cnn_lstm_with_cpc_lowers_loss():
     before = evaluate()
     gen = torch.Generator().manual_seed(0)
     for _ in range(30):
-        loss = head(encoder(feats, lengths), gen).loss
+        loss = call(head, encoder(feats, lengths), gen).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     after = evaluate()
     assert after.loss.item() < 0.7 * before.loss.item()
     assert after.accuracy.item() > before.accuracy.item() + 0.2
+
+
+def test_utterance_negatives_come_from_the_same_utterance():
+    lengths, t = torch.tensor([10, 6, 3, 8]), 10
+    valid = ~lengths_to_padding_mask(lengths, t)
+    has_target = valid[:, 2:]  # predictions of step k = 2
+    rows = torch.arange(4)[:, None]
+    frame_utt = rows.expand(4, t)[valid]  # utterance of each frame of the pool
+    pred_utt = rows.expand(4, t - 2)[has_target]
+    head = CpcHead(8, 8, CpcConfig(num_negatives=200, negatives="utterance"))
+    idx = head._negatives(valid, has_target, torch.Generator().manual_seed(0))  # [P, N]
+    assert idx.shape == (int(has_target.sum()), 200)
+    assert (frame_utt[idx] == pred_utt[:, None]).all()
+    assert set(idx[pred_utt == 2].flatten().tolist()) == {16, 17, 18}  # all of utterance 2's frames, nothing else
+    batch_idx = CpcHead(8, 8, CpcConfig(num_negatives=200))._negatives(valid, has_target, torch.Generator().manual_seed(0))
+    assert batch_idx.shape == (200,) and len(set(frame_utt[batch_idx].tolist())) == 4
 
 
 def test_config_validation_names_the_key():
@@ -232,6 +265,7 @@ def test_config_validation_names_the_key():
         ({"temperature": 0.0}, "unsup_conf.temperature must be > 0"),
         ({"similarity": "l2"}, "unsup_conf.similarity must be one of cosine, dot"),
         ({"context": "future"}, "unsup_conf.context must be one of autoregressive, encoder"),
+        ({"negatives": "corpus"}, "unsup_conf.negatives must be one of batch, utterance"),
     ]:
         with pytest.raises(ValueError, match=msg):
             CpcConfig(**kwargs)

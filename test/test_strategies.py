@@ -13,8 +13,8 @@ from bljust.models import ENCODERS
 from bljust.models.asr_model import AsrModel, ModelConfig
 from bljust.text.tokenizer import Tokenizer
 from bljust.train.config import load_train_config
-from bljust.train.strategies import build_plan, penalty
-from bljust.train.trainer import Trainer, TrainData, step_loss
+from bljust.train.strategies import STRATEGIES, Chunk, penalty
+from bljust.train.trainer import Trainer, TrainData
 
 TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
               "unsup_conf": {"steps": 3, "num_negatives": 8, "ar_dim": 32}}
@@ -44,17 +44,18 @@ def test_single_backward_equals_separate_gradients(tiny_corpus, eta_grad_scale):
     model = AsrModel(80, tok.vocab_size, ModelConfig(**TINY_MODEL)).double().train()
     groups = model.parameter_groups()
     gamma = 0.37
+    strategy = STRATEGIES["bljust"](config(strategy="bljust", bljust={"eta_grad_scale": eta_grad_scale}))
+    joint, explore, finetune = Chunk("joint", 2, 1), Chunk("explore", 1, 1), Chunk("finetune", 0, 1)
     for trial in range(3):
         lab = collate(lab_set, lab_set.utt_ids[trial * 5 : trial * 5 + 5])
         unl = collate(unl_set, unl_set.utt_ids[trial * 4 : trial * 4 + 4])
         lab.feats, unl.feats = lab.feats.double(), unl.feats.double()
         model.zero_grad(set_to_none=True)
-        loss, _, _ = step_loss(model, "joint", lab, unl, gamma, eta_grad_scale, cpc_gen=torch.Generator().manual_seed(trial))
-        loss.backward()
+        strategy.loss(model, joint, lab, unl, gamma, torch.Generator().manual_seed(trial)).total.backward()
         single = {k: [p.grad.clone() for p in ps] for k, ps in groups.items()}
 
-        f = step_loss(model, "sup", lab, None)[0]
-        g = step_loss(model, "unsup", None, unl, cpc_gen=torch.Generator().manual_seed(trial))[0]
+        f = strategy.loss(model, finetune, lab, None, 1.0, None).total
+        g = strategy.loss(model, explore, None, unl, 1.0, torch.Generator().manual_seed(trial)).total
         df = dict(zip(["theta", "phi"], [torch.autograd.grad(f, groups[k], retain_graph=True, allow_unused=True) for k in ("theta", "phi")]))
         dg = dict(zip(["theta", "eta"], [torch.autograd.grad(g, groups[k], retain_graph=True, allow_unused=True) for k in ("theta", "eta")]))
         eta_scale = gamma if eta_grad_scale == "gamma" else 1.0
@@ -122,11 +123,25 @@ def test_step_ramp_and_constant_schedules(tiny_corpus, tmp_path):
 
 def test_plans_of_each_strategy():
     steps = {"train": 5, "pretrain": 4, "finetune": 3, "explore": 2, "joint": 6}
-    assert [(c.phase, c.steps) for c in build_plan("supervised", 2, steps)] == [("train", 5)] * 2
-    assert [c.phase for c in build_plan("pt_ft", 2, steps, pretrain_epochs=3)] == ["pretrain"] * 3 + ["finetune"] * 2
-    assert [c.phase for c in build_plan("just", 2, steps)] == ["joint"] * 2
-    assert [c.phase for c in build_plan("bljust", 2, steps)] == ["explore", "joint", "explore", "joint", "finetune"]
-    assert [c.phase for c in build_plan("bljust", 1, {**steps, "explore": 0, "finetune": 0})] == ["joint"]
+
+    def plan(strategy, epochs, steps, **over):
+        return STRATEGIES[strategy](config(strategy=strategy, max_epochs=epochs, **over)).plan(steps)
+
+    assert [(c.phase, c.steps) for c in plan("supervised", 2, steps)] == [("train", 5)] * 2
+    assert [c.phase for c in plan("pt_ft", 2, steps, pretrain_epochs=3)] == ["pretrain"] * 3 + ["finetune"] * 2
+    assert [c.phase for c in plan("just", 2, steps)] == ["joint"] * 2
+    assert [c.phase for c in plan("bljust", 2, steps)] == ["explore", "joint", "explore", "joint", "finetune"]
+    assert [c.phase for c in plan("bljust", 1, {**steps, "explore": 0, "finetune": 0})] == ["joint"]
+
+
+def test_trainer_names_no_strategy():
+    import bljust.train.trainer as trainer_module
+
+    source = open(trainer_module.__file__).read()
+    for name in STRATEGIES:
+        assert f'"{name}"' not in source and f"'{name}'" not in source and f".{name}" not in source, name
+    for phase in {p for cls in STRATEGIES.values() for p in cls.phases} - {"train"}:  # "train" also names the data set
+        assert f'"{phase}"' not in source, phase
 
 
 @pytest.mark.parametrize("strategy", ["supervised", "pt_ft", "just"])
@@ -167,7 +182,7 @@ def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path):
     second = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "cut")
     assert second.resume()
     assert (second.steps, second.plan[second.chunk_index].phase, second.step_in_chunk) == (10, "joint", 1)
-    assert second.gamma == pytest.approx(0.5)
+    assert second.weight == pytest.approx(0.5)
     second.fit()
     for (name, a), b in zip(full.model.state_dict().items(), second.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)

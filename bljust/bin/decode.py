@@ -23,7 +23,6 @@ from tqdm import tqdm
 from bljust.config import ConfigError, from_dict, load_yaml, merge, parse_overrides
 from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
 from bljust.decode.average import BY, average_checkpoints
-from bljust.decode.greedy import ctc_greedy
 from bljust.decode.model_io import load_model
 from bljust.fileio import atomic_write_text
 from bljust.text.tokenizer import Tokenizer
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             # Atomic: decoding jobs of several test sets may write the same file at once.
             checkpoint.save(average_checkpoints(args.exp_dir, avg.n, avg.by), model_path)
             print(f"decode: averaged {avg.n} checkpoints by {avg.by} -> {model_path}", file=sys.stderr)
-        decode = ctc_greedy
+        decode = None  # greedy: the supervised head's own best path
         if config.method == "beam":
             from bljust.decode.beam import CtcBeamSearch
 
@@ -116,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     model = load_model(model_path, device)
+    decode = decode or model.sup.greedy
     dataset = FeatureDataset(args.data_dir, args.cmvn)
     batches = BucketBatchSampler(dataset.num_frames, config.max_frames, shuffle=False).batches
     hyps: dict[str, str] = {}

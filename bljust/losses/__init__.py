@@ -1,9 +1,10 @@
-"""Unsupervised heads (eta) by registry key, as named in config YAMLs (``unsup: cpc``)."""
-from bljust.losses.cpc import CpcConfig, CpcHead, CpcOutput, check_encoder
+"""Unsupervised heads (eta) and their losses g, by registry key as named in config YAMLs (``unsup: cpc``)."""
+from bljust.losses.base import UnsupHead, UnsupOutput
+from bljust.losses.cpc import CpcConfig, CpcHead
 
 # key -> (module class, its config dataclass); the head is built as cls(context_dim, latent_dim, config)
 UNSUP_HEADS = {
     "cpc": (CpcHead, CpcConfig),
 }
 
-__all__ = ["UNSUP_HEADS", "CpcConfig", "CpcHead", "CpcOutput", "check_encoder"]
+__all__ = ["UNSUP_HEADS", "UnsupHead", "UnsupOutput", "CpcConfig", "CpcHead"]

@@ -2,13 +2,14 @@
 
 For every utterance b, step k in 1..K and valid frame t with t + k < lengths[b], the
 prediction W_k(c[b, t]) must pick the positive latent[b, t + k] out of N negatives drawn
-uniformly from the valid latent frames of the whole batch:
+uniformly from the valid latent frames of the whole batch (``negatives: batch``) or of the
+same utterance (``negatives: utterance``):
 
     loss = mean over predictions of  -log softmax([s(p, pos), s(p, neg_1..N)] / temperature)[0]
 
 Negative sampling: per step k, ONE set of N frames is drawn (with replacement) and shared
-by all predictions of that step, so the scores are a single [P_k, D] x [D, N] matmul
-instead of a [P_k, N, D] gather. A drawn negative that is the row's own positive frame is
+by all predictions of that step (of that utterance, with ``negatives: utterance``), so the
+scores are a single [P_k, D] x [D, N] matmul (a [B, N, D] gather) instead of a [P_k, N, D] one. A drawn negative that is the row's own positive frame is
 masked to -inf (that row then simply has fewer negatives). Sharing makes the predictions
 of one step see correlated negatives; the loss is unchanged in expectation and much cheaper.
 
@@ -22,28 +23,32 @@ and is allowed only for encoders that declare themselves causal (``encoder.causa
 
 Reproducibility contract (tests rely on it): for k = 1..K in order, the draw is
 ``torch.randint(V, (N,), generator=generator)`` on the CPU, indexing the V valid frames
-of the batch in (b, t) row-major order. Steps without any prediction draw nothing.
+of the batch in (b, t) row-major order (``negatives: utterance``: ``torch.rand(B, N)``
+scaled to each utterance's valid frames). Steps without any prediction draw nothing.
+
+CPC masks nothing: ``sample_mask`` returns None and the head has no mask embedding.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from bljust.losses.base import UnsupOutput, check_dims
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
 
 SIMILARITIES = ("cosine", "dot")
 CONTEXTS = ("autoregressive", "encoder")
+NEGATIVES = ("batch", "utterance")
 
 
 @dataclass
 class CpcConfig:
     steps: int = 6  # K: predict k = 1..K frames ahead
     num_negatives: int = 64
+    negatives: str = "batch"  # where negatives come from: any valid frame of the "batch", or the same "utterance"
     temperature: float = 0.1
     similarity: str = "cosine"  # or "dot"
     detach_targets: bool = False  # stop gradients through positives/negatives (latent as fixed targets)
@@ -59,32 +64,12 @@ class CpcConfig:
             raise ValueError(f"unsup_conf.temperature must be > 0, got {self.temperature}")
         if self.similarity not in SIMILARITIES:
             raise ValueError(f"unsup_conf.similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"unsup_conf.negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
         if self.context not in CONTEXTS:
             raise ValueError(f"unsup_conf.context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
         if self.ar_dim < 1:
             raise ValueError(f"unsup_conf.ar_dim must be >= 1, got {self.ar_dim}")
-
-
-class CpcOutput(NamedTuple):
-    loss: torch.Tensor  # scalar
-    accuracy: torch.Tensor  # scalar float: fraction of predictions whose positive beats every negative
-    num_predictions: int
-
-
-def check_encoder(encoder, config: CpcConfig | None = None) -> None:
-    """Fail early if ``encoder`` does not give the CPC head what it needs."""
-    for name in ("latent_dim", "output_dim"):
-        value = getattr(encoder, name, None)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(
-                f"encoder {type(encoder).__name__} has no positive integer attribute '{name}' "
-                f"(got {value!r}); the CPC head needs both latent_dim and output_dim"
-            )
-    if config is not None and config.context == "encoder" and not getattr(encoder, "causal", False):
-        raise ValueError(
-            f"unsup_conf.context 'encoder' needs a causal encoder, but {type(encoder).__name__}'s context "
-            "sees the future frames CPC predicts; use unsup_conf.context 'autoregressive'"
-        )
 
 
 def info_nce_logits(
@@ -95,21 +80,30 @@ def info_nce_logits(
     neg_idx: torch.Tensor,
     temperature: float = 1.0,
 ) -> torch.Tensor:
-    """Dot-product scores of each prediction against its positive (column 0) and the shared negatives.
+    """Dot-product scores of each prediction against its positive (column 0) and its negatives.
 
     For cosine similarity pass L2-normalised vectors (the head normalises each frame once).
-    pred [P, D], pos [P, D], negs [N, D], pos_idx [P], neg_idx [N] (frame ids; equal id = same frame)
+    pred [P, D], pos [P, D], negs [N, D] shared by all rows or [P, N, D] per row,
+    pos_idx [P], neg_idx [N] or [P, N] (frame ids; equal id = same frame)
     -> logits [P, 1 + N], with -inf where a negative is the row's own positive frame.
     """
     pos_scores = (pred * pos).sum(-1, keepdim=True)  # [P, 1]
-    neg_scores = pred @ negs.t()  # [P, N]
-    neg_scores = neg_scores.masked_fill(pos_idx[:, None] == neg_idx[None, :], float("-inf"))
+    if negs.dim() == 2:
+        neg_scores = pred @ negs.t()  # [P, N]
+        same = pos_idx[:, None] == neg_idx[None, :]
+    else:
+        neg_scores = torch.einsum("pd,pnd->pn", pred, negs)
+        same = pos_idx[:, None] == neg_idx
+    neg_scores = neg_scores.masked_fill(same, float("-inf"))
     return torch.cat([pos_scores, neg_scores], dim=1) / temperature
 
 
 class CpcHead(nn.Module):
     """The unsupervised head eta: the autoregressive context (a GRU over the latent frames,
     unless ``context: encoder``) and one linear predictor per step k (context -> latent_dim)."""
+
+    mask_embedding = None  # CPC predicts the future; it masks nothing
+    metric_names = ("accuracy", "predictions")
 
     def __init__(self, context_dim: int, latent_dim: int, config: CpcConfig | None = None):
         super().__init__()
@@ -119,6 +113,18 @@ class CpcHead(nn.Module):
             self.autoregressive = nn.GRU(latent_dim, self.config.ar_dim, batch_first=True)
             context_dim = self.config.ar_dim
         self.predictors = nn.ModuleList(nn.Linear(context_dim, latent_dim) for _ in range(self.config.steps))
+
+    @staticmethod
+    def check_encoder(encoder, config: CpcConfig) -> None:
+        check_dims(encoder, "CPC")
+        if config.context == "encoder" and not getattr(encoder, "causal", False):
+            raise ValueError(
+                f"unsup_conf.context 'encoder' needs a causal encoder, but {type(encoder).__name__}'s context "
+                "sees the future frames CPC predicts; use unsup_conf.context 'autoregressive'"
+            )
+
+    def sample_mask(self, lengths: torch.Tensor, max_len: int, generator: torch.Generator | None = None) -> None:
+        return None
 
     def context(self, enc: EncoderOutput) -> torch.Tensor:
         """What the predictions read: [B, T, D_context]; frame t has seen latent frames <= t only
@@ -130,8 +136,23 @@ class CpcHead(nn.Module):
         out, _ = self.autoregressive(packed)
         return pad_packed_sequence(out, batch_first=True, total_length=t)[0]
 
-    def forward(self, enc: EncoderOutput, generator: torch.Generator | None = None) -> CpcOutput:
-        """enc: latent [B, T, Dl], context [B, T, Dc], lengths [B] -> CpcOutput (mean InfoNCE over predictions)"""
+    def _negatives(self, valid: torch.Tensor, has_target: torch.Tensor, generator: torch.Generator | None):
+        """Frame ids of the negatives: [N] shared by all predictions (``batch``), or [P_k, N],
+        shared by the predictions of one utterance (``utterance``)."""
+        n, device = self.config.num_negatives, valid.device
+        if self.config.negatives == "batch":
+            return torch.randint(int(valid.sum()), (n,), generator=generator).to(device)
+        counts = valid.sum(1)  # [B]
+        offsets = counts.cumsum(0) - counts
+        draw = (torch.rand(len(counts), n, generator=generator).to(device) * counts[:, None]).long()
+        per_utt = offsets[:, None] + draw  # [B, N]
+        utt_of_prediction = torch.arange(len(counts), device=device)[:, None].expand_as(has_target)[has_target]
+        return per_utt[utt_of_prediction]
+
+    def forward(self, enc: EncoderOutput, mask: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> UnsupOutput:
+        """enc: latent [B, T, Dl], context [B, T, Dc], lengths [B] -> UnsupOutput (mean InfoNCE over
+        predictions; metrics: accuracy, the fraction of predictions whose positive beats every negative)."""
         cfg = self.config
         latent, context = enc.latent, self.context(enc)
         b, t = latent.shape[:2]
@@ -158,7 +179,7 @@ class CpcHead(nn.Module):
             if cfg.similarity == "cosine":
                 pred = F.normalize(pred, dim=-1)
             pos_idx = frame_ids[:, k:][has_target]  # [P_k]
-            neg_idx = torch.randint(len(frames), (cfg.num_negatives,), generator=generator).to(device)  # [N]
+            neg_idx = self._negatives(valid, has_target, generator)
             logits = info_nce_logits(pred, frames[pos_idx], frames[neg_idx], pos_idx, neg_idx, cfg.temperature)
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # softmax in >= fp32 under AMP
             total = total + F.cross_entropy(logits, logits.new_zeros(p_k, dtype=torch.long), reduction="sum")
@@ -170,4 +191,4 @@ class CpcHead(nn.Module):
         # torch.autograd.grad over eta never meets an unused parameter.
         anchor = sum(x.narrow(0, 0, 0).sum() for x in (latent, enc.context, context, *self.parameters()))
         loss = total / max(count, 1) + anchor
-        return CpcOutput(loss, correct.float() / max(count, 1), count)
+        return UnsupOutput(loss, {"accuracy": correct.item() / max(count, 1), "predictions": count})

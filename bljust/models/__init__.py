@@ -1,7 +1,15 @@
-"""Model components by registry key, as named in config YAMLs (``encoder: cnn_lstm``)."""
+"""Model components by registry key, as named in config YAMLs (``encoder: cnn_lstm``, ``sup: ctc``)."""
 from bljust.models.cnn_lstm import CnnLstmConfig, CnnLstmEncoder
+from bljust.models.conformer import ConformerConfig, ConformerEncoder
+from bljust.models.ctc import CtcConfig, CtcHead
 
-# key -> (module class, its config dataclass); the module is built as cls(input_dim, config)
+# key -> (module class, its config dataclass); an encoder is built as cls(input_dim, config)
 ENCODERS = {
     "cnn_lstm": (CnnLstmEncoder, CnnLstmConfig),
+    "conformer": (ConformerEncoder, ConformerConfig),
+}
+
+# key -> (module class, its config dataclass); a supervised head (phi) is built as cls(context_dim, vocab_size, config)
+SUP_HEADS = {
+    "ctc": (CtcHead, CtcConfig),
 }

@@ -1,7 +1,10 @@
 """An ASR model is encoder (theta) + supervised head (phi) + unsupervised head (eta).
 
-Training strategies only see these three parameter groups and the two losses, so
-every strategy works with every encoder/head combination.
+Training strategies only see these three parameter groups and the two losses, so every
+strategy works with every encoder / head combination:
+
+    f(theta, phi) = model.supervised_loss(feats, lengths, targets, target_lengths)
+    g(theta, eta) = model.unsupervised_loss(feats, lengths, generator).loss
 """
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ import torch
 from torch import nn
 
 from bljust.config import ConfigError, from_dict
-from bljust.losses import UNSUP_HEADS, check_encoder
-from bljust.models import ENCODERS
-from bljust.models.ctc import CtcConfig, CtcHead
+from bljust.losses import UNSUP_HEADS, UnsupOutput
+from bljust.models import ENCODERS, SUP_HEADS
 from bljust.models.encoder import EncoderOutput
 
 
@@ -21,39 +23,86 @@ from bljust.models.encoder import EncoderOutput
 class ModelConfig:
     encoder: str = "cnn_lstm"
     encoder_conf: dict = field(default_factory=dict)
-    ctc_conf: CtcConfig = field(default_factory=CtcConfig)
+    sup: str = "ctc"
+    sup_conf: dict = field(default_factory=dict)
     unsup: str = "cpc"
     unsup_conf: dict = field(default_factory=dict)
+
+
+def _build(registry: dict, kind: str, key: str, conf: dict, where: str):
+    if key not in registry:
+        raise ConfigError(f"{where}: unknown {kind} '{key}' (known: {', '.join(registry)})")
+    cls, conf_cls = registry[key]
+    return cls, from_dict(conf_cls, conf, where, f"{kind}_conf.")
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient flowing back through ``x`` by ``scale``."""
+    return _ScaleGrad.apply(x, scale)
 
 
 class AsrModel(nn.Module):
     def __init__(self, input_dim: int, vocab_size: int, config: ModelConfig, where: str = "config"):
         super().__init__()
-        if config.encoder not in ENCODERS:
-            raise ConfigError(f"{where}: unknown encoder '{config.encoder}' (known: {', '.join(ENCODERS)})")
-        if config.unsup not in UNSUP_HEADS:
-            raise ConfigError(f"{where}: unknown unsup '{config.unsup}' (known: {', '.join(UNSUP_HEADS)})")
-        enc_cls, enc_conf_cls = ENCODERS[config.encoder]
-        self.encoder = enc_cls(input_dim, from_dict(enc_conf_cls, config.encoder_conf, where, "encoder_conf."))
-        self.ctc = CtcHead(self.encoder.output_dim, vocab_size, config.ctc_conf)
-        head_cls, head_conf_cls = UNSUP_HEADS[config.unsup]
-        head_conf = from_dict(head_conf_cls, config.unsup_conf, where, "unsup_conf.")
+        enc_cls, enc_conf = _build(ENCODERS, "encoder", config.encoder, config.encoder_conf, where)
+        sup_cls, sup_conf = _build(SUP_HEADS, "sup", config.sup, config.sup_conf, where)
+        unsup_cls, unsup_conf = _build(UNSUP_HEADS, "unsup", config.unsup, config.unsup_conf, where)
+        self.encoder = enc_cls(input_dim, enc_conf)
         try:
-            check_encoder(self.encoder, head_conf)
+            unsup_cls.check_encoder(self.encoder, unsup_conf)
         except ValueError as e:
             raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
-        self.unsup = head_cls(self.encoder.output_dim, self.encoder.latent_dim, head_conf)
+        self.sup = sup_cls(self.encoder.output_dim, vocab_size, sup_conf)
+        self.unsup = unsup_cls(self.encoder.output_dim, self.encoder.latent_dim, unsup_conf)
         self.input_dim, self.vocab_size = input_dim, vocab_size
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderOutput, torch.Tensor]:
-        """feats [B, T, F], lengths [B] -> (encoder output, CTC log-probs [B, T', V])"""
+        """feats [B, T, F], lengths [B] -> (encoder output, supervised head output, e.g. CTC log-probs [B, T', V])"""
         enc = self.encoder(feats, lengths)
-        return enc, self.ctc(enc.context)
+        return enc, self.sup(enc.context)
+
+    def supervised_loss(self, feats: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+                        target_lengths: torch.Tensor) -> torch.Tensor:
+        """f: feats [B, T, F], lengths [B], targets [B, S] (padded), target_lengths [B] -> scalar"""
+        enc, out = self(feats, lengths)
+        return self.sup.loss(out, enc.lengths, targets, target_lengths)
+
+    def unsupervised_loss(self, feats: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None,
+                          theta_grad_scale: float | None = None) -> UnsupOutput:
+        """g on one encoder pass: the head samples its mask, the encoder puts the head's mask
+        embedding in place of the masked latent frames, the head scores the result.
+
+        theta_grad_scale s: the gradient g sends into the encoder is multiplied by s while eta's
+        stays grad g (BL-JUST's ``eta_grad_scale: one``, where g enters the joint loss unweighted).
+        """
+        head = self.unsup
+        out_lengths = self.encoder.output_lengths(lengths)
+        mask = head.sample_mask(out_lengths, int(self.encoder.output_lengths(torch.tensor(feats.shape[1]))), generator)
+        mask_embedding = head.mask_embedding
+        if theta_grad_scale is not None and mask_embedding is not None:
+            # Its gradient comes back through the encoder, which scales it by s: undo that.
+            mask_embedding = scale_grad(mask_embedding, 1.0 / theta_grad_scale)
+        enc = self.encoder(feats, lengths, mask, mask_embedding)
+        if theta_grad_scale is not None:
+            enc = EncoderOutput(scale_grad(enc.latent, theta_grad_scale), scale_grad(enc.context, theta_grad_scale),
+                                enc.lengths)
+        return head(enc, mask, generator)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """theta: encoder, phi: supervised head, eta: unsupervised head."""
         return {
             "theta": list(self.encoder.parameters()),
-            "phi": list(self.ctc.parameters()),
+            "phi": list(self.sup.parameters()),
             "eta": list(self.unsup.parameters()),
         }

@@ -5,7 +5,7 @@ then bidirectional LSTM layers. The first ``log2(subsampling)`` conv layers stri
 by 2 in time and frequency, which makes the LSTMs affordable on a CPU.
 
     feats [B, T, F] -> conv stack [B, C, T', F'] -> linear -> latent [B, T', D]
-                    -> BiLSTM x L -> context [B, T', 2H]
+                    -> (masked frames replaced by the mask embedding) -> BiLSTM x L -> context [B, T', 2H]
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
+from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask
+from bljust.models.norm import MaskedBatchNorm2d
 
 
 @dataclass
@@ -43,17 +44,17 @@ class CnnLstmConfig:
 
 
 class ConvLayer(nn.Module):
-    """3x3 conv + batch norm + ReLU; residual when input and output shapes agree."""
+    """3x3 conv + batch norm over valid frames only + ReLU; residual when input and output shapes agree."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False)
-        self.norm = nn.BatchNorm2d(out_ch)
+        self.norm = MaskedBatchNorm2d(out_ch)
         self.residual = stride == 1 and in_ch == out_ch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, C_in, T, F] -> [B, C_out, T/stride, F/stride]"""
-        y = torch.relu(self.norm(self.conv(x)))
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """x [B, C_in, T, F], valid [B, T/stride] (False: padding) -> [B, C_out, T/stride, F/stride]"""
+        y = torch.relu(self.norm(self.conv(x), valid))
         return x + y if self.residual else y
 
 
@@ -91,21 +92,24 @@ class CnnLstmEncoder(nn.Module):
         """Shortest input that still yields one output frame per stride (the receptive field's step)."""
         return self.config.subsampling
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
-        """feats [B, T, F], lengths [B] -> EncoderOutput(latent [B, T', D], context [B, T', 2H], lengths [B])"""
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor | None = None,
+                mask_embedding: torch.Tensor | None = None) -> EncoderOutput:
+        """feats [B, T, F], lengths [B], mask [B, T'] bool, mask_embedding [D]
+        -> EncoderOutput(latent [B, T', D] (unmasked), context [B, T', 2H], lengths [B])"""
         x = feats.unsqueeze(1)  # [B, 1, T, F]
         out_lengths = lengths
         for layer in self.convs:
-            x = layer(x)
             if layer.conv.stride[0] == 2:
                 out_lengths = torch.div(out_lengths - 1, 2, rounding_mode="floor") + 1
-            # Zero padded frames after every layer (batch norm makes them non-zero), so an
-            # utterance's output does not depend on what it is batched with.
-            x = x.masked_fill(lengths_to_padding_mask(out_lengths, x.shape[2])[:, None, :, None], 0.0)
+            padding = lengths_to_padding_mask(out_lengths, (x.shape[2] - 1) // layer.conv.stride[0] + 1)
+            # Batch statistics come from valid frames only, and padded frames are zeroed after
+            # every layer, so an utterance's output does not depend on what it is batched with.
+            x = layer(x, ~padding).masked_fill(padding[:, None, :, None], 0.0)
         b, c, t, f = x.shape
         latent = self.proj(x.transpose(1, 2).reshape(b, t, c * f))
         latent = latent.masked_fill(lengths_to_padding_mask(out_lengths, t).unsqueeze(-1), 0.0)
-        packed = pack_padded_sequence(self.dropout(latent), out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        masked = apply_mask(latent, mask, mask_embedding)
+        packed = pack_padded_sequence(self.dropout(masked), out_lengths.cpu(), batch_first=True, enforce_sorted=False)
         context, _ = self.lstm(packed)
         context, _ = pad_packed_sequence(context, batch_first=True, total_length=t)
         return EncoderOutput(latent, self.dropout(context), out_lengths)

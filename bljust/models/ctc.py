@@ -1,4 +1,9 @@
-"""CTC head: the supervised head (phi) on top of an encoder's context vectors."""
+"""CTC head: the supervised head (phi) on top of an encoder's context vectors.
+
+A supervised head maps the context to per-frame outputs (``forward``), scores them against
+a batch's transcripts (``loss``), decodes them greedily (``greedy``) and says how many
+frames a transcript needs (``min_frames``): the trainer, validation and decoding use only these.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bljust.decode.greedy import ctc_greedy
 
 
 @dataclass
@@ -30,6 +37,14 @@ class CtcHead(nn.Module):
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """context [B, T, D] -> log-probabilities [B, T, V]"""
         return F.log_softmax(self.net(context), dim=-1)
+
+    @staticmethod
+    def min_frames(target: list[int]) -> int:
+        return min_ctc_frames(target)
+
+    def greedy(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """log_probs [B, T, V], lengths [B] -> the best path's token ids per utterance."""
+        return ctc_greedy(log_probs, lengths, self.blank)
 
     def loss(self, log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of per-utterance CTC losses, each divided by its target length.

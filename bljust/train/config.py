@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from bljust.config import ConfigError, from_dict, load_yaml, merge
 from bljust.features.specaug import SpecAugConfig
 from bljust.models.asr_model import ModelConfig
-from bljust.models.ctc import CtcConfig
-from bljust.train.strategies import GAMMA_SCHEDULES, STRATEGY_PHASES
+from bljust.train.strategies import GAMMA_SCHEDULES, STRATEGIES
 
 
 @dataclass
@@ -59,10 +58,25 @@ class BljustConfig:
             raise ValueError(f"bljust.eta_grad_scale must be 'gamma' or 'one', got '{self.eta_grad_scale}'")
 
 
+OPTIMIZERS = ("adamw", "sgd")
+
+
 @dataclass
 class OptimConfig:
-    weight_decay: float = 0.01  # AdamW, every phase
-    grad_clip: float = 5.0  # max gradient norm over the parameters a step updates; 0 = off
+    """The optimizer of every phase (README, "Optimizer semantics")."""
+
+    type: str = "adamw"  # adamw, or sgd (the algorithm as written: AdamW normalises away gamma's scaling of eta's gradient)
+    weight_decay: float = 0.01  # decoupled; never on norm/bias (1-d) parameters nor on those without a gradient
+    momentum: float = 0.0  # sgd only
+    grad_clip: float = 5.0  # max gradient norm of each group (theta, phi, eta) on its own; 0 = off
+    share_state: bool = False  # one optimizer state per group across phases (else one per phase and group)
+
+    def __post_init__(self):
+        if self.type not in OPTIMIZERS:
+            raise ValueError(f"optim.type must be one of {', '.join(OPTIMIZERS)}, got '{self.type}'")
+        for name in ("weight_decay", "momentum", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"optim.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -75,7 +89,8 @@ class BatchConfig:
 class TrainConfig:
     encoder: str = "cnn_lstm"
     encoder_conf: dict = field(default_factory=dict)
-    ctc_conf: CtcConfig = field(default_factory=CtcConfig)
+    sup: str = "ctc"  # supervised head phi and its loss f
+    sup_conf: dict = field(default_factory=dict)
     unsup: str = "cpc"  # unsupervised head eta and its loss g
     unsup_conf: dict = field(default_factory=dict)
     strategy: str = "supervised"  # supervised, pt_ft, just, bljust
@@ -94,13 +109,13 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads; 0 = all cores
 
     def __post_init__(self):
-        if self.strategy not in STRATEGY_PHASES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGY_PHASES)}, got '{self.strategy}'")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.just_weight < 0:
             raise ValueError(f"just_weight must be >= 0, got {self.just_weight}")
-        allowed = STRATEGY_PHASES[self.strategy]
+        allowed = tuple(STRATEGIES[self.strategy].phases)
         for name in self.phases:
             if name not in allowed:
                 raise ValueError(f"phases.{name} is not a phase of strategy '{self.strategy}' (its phases: {', '.join(allowed)})")
@@ -116,11 +131,11 @@ class TrainConfig:
 
     @property
     def uses_unlabeled(self) -> bool:
-        return self.strategy != "supervised"
+        return STRATEGIES[self.strategy].uses_unlabeled()
 
     @property
     def model(self) -> ModelConfig:
-        return ModelConfig(self.encoder, self.encoder_conf, self.ctc_conf, self.unsup, self.unsup_conf)
+        return ModelConfig(self.encoder, self.encoder_conf, self.sup, self.sup_conf, self.unsup, self.unsup_conf)
 
 
 def load_train_config(path: str | None, overrides: dict | None = None) -> TrainConfig:

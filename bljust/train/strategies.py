@@ -1,39 +1,48 @@
-"""Training strategies as plans of phases, and the BL-JUST penalty schedules.
+"""Training strategies as small objects (see docs/algorithm.md for the algorithm and notation).
 
-A strategy turns the config into a list of chunks ``(phase, epoch, steps)`` that the
-trainer runs in order. Every phase is one of three kinds of step:
+A strategy says what to train and when; the trainer (``train/trainer.py``) runs it and
+names no strategy. A strategy supplies:
 
-    sup    f(theta, phi) on a labeled batch
-    unsup  g(theta, eta) on an unlabeled batch
-    joint  f + w * g on one labeled and one unlabeled batch, one backward pass
+- ``phases``: its phases by name (the YAML's ``phases:`` keys); each phase draws a labeled
+  batch (f), an unlabeled batch (g) or both, and updates some of the groups theta, phi, eta;
+- ``plan(steps)``: the phases in order, as chunks of steps (validation and a checkpoint
+  follow every chunk);
+- ``weight(chunk)``: the weight w of g in a step that draws both batches (gamma or lambda);
+- ``loss(...)``: the objective of one step, minimised with one backward pass;
+- ``lr_factor``: an extra factor on the phase's learning rates (PBGD step scaling);
+- ``state_dict``: what a checkpoint must carry for an exact resume.
 
-    strategy    per epoch k = 1..K                       after the K epochs
-    supervised  train (sup, theta phi)
-    pt_ft       pretrain (unsup, theta eta) first, for pretrain_epochs epochs, then finetune (sup) for K epochs
-    just        joint (joint, w = lambda, all groups)
-    bljust      explore (unsup, N1) + joint (joint, w = gamma_k, N2)   finetune (sup, N3)
+    strategy    per epoch k = 1..K                                  after the K epochs
+    supervised  train (f; theta, phi)
+    pt_ft       pretrain (g; theta, eta) for pretrain_epochs epochs, then finetune (f; theta, phi) for K epochs
+    just        joint (f + lambda g; theta, phi, eta)
+    bljust      explore (g; theta, eta; N1) + joint (f + gamma_k g; all; N2)   finetune (f; theta, phi; N3)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
-# phase name -> (step kind, parameter groups it updates)
-PHASES = {
-    "train": ("sup", ("theta", "phi")),
-    "pretrain": ("unsup", ("theta", "eta")),
-    "finetune": ("sup", ("theta", "phi")),
-    "explore": ("unsup", ("theta", "eta")),
-    "joint": ("joint", ("theta", "phi", "eta")),
-}
+import torch
 
-STRATEGY_PHASES = {
-    "supervised": ("train",),
-    "pt_ft": ("pretrain", "finetune"),
-    "just": ("joint",),
-    "bljust": ("explore", "joint", "finetune"),
-}
+if TYPE_CHECKING:
+    from bljust.data.dataset import Batch
+    from bljust.models.asr_model import AsrModel
+    from bljust.train.config import TrainConfig
 
 GAMMA_SCHEDULES = ("epoch_ramp", "step_ramp", "constant")
+
+
+@dataclass(frozen=True)
+class Phase:
+    labeled: bool  # draws a labeled batch: the step's loss has f
+    unlabeled: bool  # draws an unlabeled batch: the step's loss has g
+    groups: tuple[str, ...]  # parameter groups the phase updates
+
+
+SUP = Phase(labeled=True, unlabeled=False, groups=("theta", "phi"))
+UNSUP = Phase(labeled=False, unlabeled=True, groups=("theta", "eta"))
+JOINT = Phase(labeled=True, unlabeled=True, groups=("theta", "phi", "eta"))
 
 
 @dataclass(frozen=True)
@@ -44,34 +53,148 @@ class Chunk:
     epoch: int  # 1-based outer epoch (0 for the final fine-tuning of bljust)
     steps: int
 
-    @property
-    def kind(self) -> str:
-        return PHASES[self.phase][0]
 
-    @property
-    def groups(self) -> tuple[str, ...]:
-        return PHASES[self.phase][1]
+class StepLoss(NamedTuple):
+    total: torch.Tensor  # what one backward pass minimises
+    f: torch.Tensor | None
+    g: torch.Tensor | None
+    g_metrics: dict[str, float]
 
 
-def build_plan(strategy: str, epochs: int, steps: dict[str, int], pretrain_epochs: int = 0) -> list[Chunk]:
-    """steps: phase name -> steps per epoch (total steps for bljust's final finetune)."""
-    if strategy == "supervised":
-        return [Chunk("train", k, steps["train"]) for k in range(1, epochs + 1)]
-    if strategy == "just":
-        return [Chunk("joint", k, steps["joint"]) for k in range(1, epochs + 1)]
-    if strategy == "pt_ft":
+class Strategy:
+    name: ClassVar[str]
+    phases: ClassVar[dict[str, Phase]]
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+
+    @classmethod
+    def uses_unlabeled(cls) -> bool:
+        return any(p.unlabeled for p in cls.phases.values())
+
+    def plan(self, steps: dict[str, int]) -> list[Chunk]:
+        """steps: phase name -> steps per epoch -> the chunks in order."""
+        raise NotImplementedError
+
+    def weight(self, chunk: Chunk) -> float:
+        """The weight w of g in the next step of ``chunk`` (used when the phase draws both batches)."""
+        return 1.0
+
+    def lr_factor(self, chunk: Chunk, weight: float) -> float:
+        return 1.0
+
+    def draws(self, chunk: Chunk, weight: float) -> tuple[bool, bool]:
+        """(labeled, unlabeled): the batches the step needs. With w = 0, g is not computed at all."""
+        phase = self.phases[chunk.phase]
+        return phase.labeled, phase.unlabeled and (weight > 0 or not phase.labeled)
+
+    def loss(self, model: AsrModel, chunk: Chunk, labeled: Batch | None, unlabeled: Batch | None, weight: float,
+             generator: torch.Generator | None) -> StepLoss:
+        """f, g or f + w * g: one backward gives theta grad f + w grad g, phi grad f, eta w grad g."""
+        f = g = None
+        metrics: dict[str, float] = {}
+        if labeled is not None:
+            f = model.supervised_loss(labeled.feats, labeled.lengths, labeled.targets, labeled.target_lengths)
+        if unlabeled is not None:
+            g, metrics = model.unsupervised_loss(unlabeled.feats, unlabeled.lengths, generator)
+        if f is None:
+            return StepLoss(g, None, g, metrics)
+        if g is None:
+            return StepLoss(f, f, None, metrics)
+        return StepLoss(f + weight * g, f, g, metrics)
+
+    def after_step(self, chunk: Chunk) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Supervised(Strategy):
+    name = "supervised"
+    phases = {"train": SUP}
+
+    def plan(self, steps):
+        return [Chunk("train", k, steps["train"]) for k in range(1, self.config.max_epochs + 1)]
+
+
+class PtFt(Strategy):
+    name = "pt_ft"
+    phases = {"pretrain": UNSUP, "finetune": SUP}
+
+    def plan(self, steps):
+        pretrain_epochs = self.config.pretrain_epochs or self.config.max_epochs
         return ([Chunk("pretrain", k, steps["pretrain"]) for k in range(1, pretrain_epochs + 1)]
-                + [Chunk("finetune", k, steps["finetune"]) for k in range(1, epochs + 1)])
-    if strategy == "bljust":
+                + [Chunk("finetune", k, steps["finetune"]) for k in range(1, self.config.max_epochs + 1)])
+
+
+class Just(Strategy):
+    """The single-level weighted sum f + lambda g (``just_weight``), every group updated together."""
+
+    name = "just"
+    phases = {"joint": JOINT}
+
+    def plan(self, steps):
+        return [Chunk("joint", k, steps["joint"]) for k in range(1, self.config.max_epochs + 1)]
+
+    def weight(self, chunk):
+        return self.config.just_weight
+
+
+class Bljust(Strategy):
+    """Penalty-based bilevel gradient descent (docs/algorithm.md): exploration on g, joint steps on
+    f + gamma_k g with the penalty gamma ramping up, final fine-tuning on f."""
+
+    name = "bljust"
+    phases = {"explore": UNSUP, "joint": JOINT, "finetune": SUP}
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.joint_steps = 0  # joint steps taken (the step_ramp schedule counts these)
+
+    def plan(self, steps):
         plan = []
-        for k in range(1, epochs + 1):
+        for k in range(1, self.config.max_epochs + 1):
             if steps["explore"] > 0:
                 plan.append(Chunk("explore", k, steps["explore"]))
             plan.append(Chunk("joint", k, steps["joint"]))
         if steps["finetune"] > 0:
             plan.append(Chunk("finetune", 0, steps["finetune"]))
         return plan
-    raise ValueError(f"unknown strategy '{strategy}'")
+
+    def weight(self, chunk):
+        b = self.config.bljust
+        return penalty(b.gamma_schedule, b.gamma_max, epoch=chunk.epoch, epochs=self.config.max_epochs,
+                       joint_steps_done=self.joint_steps, gamma_init=b.gamma_init, ramp_steps=b.ramp_steps)
+
+    def lr_factor(self, chunk, weight):
+        if chunk.phase == "joint" and self.config.bljust.pbgd_step_scaling and weight > 0:
+            return min(1.0, 1.0 / weight)
+        return 1.0
+
+    def loss(self, model, chunk, labeled, unlabeled, weight, generator):
+        if not (chunk.phase == "joint" and unlabeled is not None and self.config.bljust.eta_grad_scale == "one"):
+            return super().loss(model, chunk, labeled, unlabeled, weight, generator)
+        # The reference code's variant: eta gets grad g, theta still gets grad f + gamma grad g.
+        f = model.supervised_loss(labeled.feats, labeled.lengths, labeled.targets, labeled.target_lengths)
+        g, metrics = model.unsupervised_loss(unlabeled.feats, unlabeled.lengths, generator, theta_grad_scale=weight)
+        return StepLoss(f + g, f, g, metrics)
+
+    def after_step(self, chunk):
+        if chunk.phase == "joint":
+            self.joint_steps += 1
+
+    def state_dict(self):
+        return {"joint_steps": self.joint_steps}
+
+    def load_state_dict(self, state):
+        self.joint_steps = state["joint_steps"]
+
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Supervised, PtFt, Just, Bljust)}
 
 
 def penalty(schedule: str, gamma_max: float, *, epoch: int, epochs: int, joint_steps_done: int,

@@ -1,57 +1,51 @@
-"""The training loop shared by every strategy: data streams, phases, validation, logs, checkpoints.
+"""The training loop shared by every strategy: data streams, the plan's chunks, optimizer steps,
+validation, logs and checkpoints. It names no strategy: the strategy object (``strategies.py``)
+supplies the plan, the weight of g, the loss of a step and the groups each phase trains.
 
-The strategy's plan (``strategies.build_plan``) is a list of chunks; each chunk runs
-``steps`` gradient steps of one phase. At the end of a chunk the trainer validates
-(CTC loss, greedy CER and unsupervised loss on the validation set), appends a row to
-``train_log.csv`` and writes a checkpoint atomically; with ``checkpoint_interval`` it
-also checkpoints inside a chunk. A checkpoint holds everything the next step depends
-on (model, one optimizer per phase, both data streams' positions, RNG states,
-counters), so a resumed run continues exactly where it stopped: same phase, same
-step, same gamma.
+At the end of each chunk the trainer validates (f, g and greedy CER on the validation set),
+appends a row to ``train_log.csv`` and writes a checkpoint atomically; with
+``checkpoint_interval`` it also checkpoints inside a chunk. A checkpoint holds everything the
+next step depends on (model, optimizers, both streams' positions, generators, RNG states,
+the strategy's counters), so a resumed run continues exactly where it stopped.
 
-Every step appends f, g, gamma and the learning rates to ``train_steps.csv``; every
-``diag_interval`` steps it also measures, on fixed validation batches, the cosine
-between grad_theta f and grad_theta g and their norms.
+Every step appends f, g, the weight of g, the learning rates and the head's metrics to
+``train_steps.csv``; every ``diag_interval`` steps it also measures cos(grad_theta f,
+grad_theta g) and their norms on a fixed validation batch (``diagnostics.py``).
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
 import os
+import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from io import StringIO
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import jiwer
 import torch
 import yaml
 from tqdm import tqdm
 
 from bljust.config import ConfigError, to_dict
-from bljust.data.dataset import Batch, BucketBatchSampler, FeatureDataset, collate
-from bljust.decode.greedy import ctc_greedy
-from bljust.features.specaug import SpecAugConfig, spec_augment
+from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
+from bljust.features.specaug import spec_augment
 from bljust.fileio import atomic_write_text
 from bljust.models.asr_model import AsrModel
-from bljust.models.ctc import min_ctc_frames
-from bljust.models.encoder import EncoderOutput
 from bljust.text.tokenizer import Tokenizer
-from bljust.train import checkpoint
+from bljust.train import checkpoint, diagnostics
 from bljust.train.batches import BatchStream
 from bljust.train.config import TrainConfig
-from bljust.train.strategies import PHASES, Chunk, build_plan, penalty
+from bljust.train.logs import LOG_FIELDS, StepLog, csv_text, read_csv, setup_logging
+from bljust.train.optim import GroupOptimizers, lr_factor
+from bljust.train.strategies import STRATEGIES, Chunk
 
 log = logging.getLogger("bljust.train")
 
 FRAME_S = 0.01
-LOG_FIELDS = ["chunk", "phase", "epoch", "steps", "train_f", "train_g", "valid_f", "valid_g", "valid_cer", "gamma",
-              "labeled_hours", "unlabeled_hours", "wall_s"]
-STEP_FIELDS = ["step", "phase", "epoch", "f", "g", "gamma", "lr_theta", "lr_phi", "lr_eta", "cos_fg", "norm_f", "norm_g"]
+__all__ = ["Trainer", "TrainData", "LOG_FIELDS"]
 
 
 @dataclass
@@ -61,95 +55,6 @@ class TrainData:
     token_dir: str
     cmvn: str | None = None
     unlabeled_dir: str | None = None
-
-
-class _ScaleGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.scale, None
-
-
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity forward; multiplies the gradient flowing back through ``x`` by ``scale``."""
-    return _ScaleGrad.apply(x, scale)
-
-
-def step_loss(model: AsrModel, kind: str, labeled: Batch | None, unlabeled: Batch | None, weight: float = 1.0,
-              eta_grad_scale: str = "gamma", specaug: SpecAugConfig | None = None,
-              specaug_gen: torch.Generator | None = None, cpc_gen: torch.Generator | None = None):
-    """The objective of one step, to be minimised with a single backward pass.
-
-    kind "sup": f; "unsup": g; "joint": f + weight * g, so one backward gives
-    theta: grad f + weight * grad g, phi: grad f, eta: weight * grad g. With
-    eta_grad_scale "one" eta gets grad g instead (the BL-JUST reference code): the
-    encoder outputs feeding g pass weight * gradient back to theta, and g enters
-    the sum unweighted. Returns (loss, f or None, g or None).
-    """
-    f = g = None
-    if kind in ("sup", "joint"):
-        feats = labeled.feats if specaug is None else spec_augment(labeled.feats, labeled.lengths, specaug, specaug_gen)
-        enc, log_probs = model(feats, labeled.lengths)
-        f = model.ctc.loss(log_probs, enc.lengths, labeled.targets, labeled.target_lengths)
-    if kind in ("unsup", "joint"):
-        enc_u = model.encoder(unlabeled.feats, unlabeled.lengths)
-        if kind == "joint" and eta_grad_scale == "one":
-            enc_u = EncoderOutput(scale_grad(enc_u.latent, weight), scale_grad(enc_u.context, weight), enc_u.lengths)
-            g = model.unsup(enc_u, cpc_gen).loss
-            return f + g, f, g
-        g = model.unsup(enc_u, cpc_gen).loss
-    if kind == "sup":
-        return f, f, None
-    if kind == "unsup":
-        return g, None, g
-    return f + weight * g, f, g
-
-
-def setup_logging(exp_dir: Path) -> None:
-    root = logging.getLogger("bljust")
-    root.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    target = str((exp_dir / "train.log").resolve())
-    for h in [h for h in root.handlers if isinstance(h, logging.FileHandler) and h.baseFilename != target]:
-        root.removeHandler(h)
-        h.close()
-    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
-        fh = logging.FileHandler(target)
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
-    if not any(type(h) is logging.StreamHandler for h in root.handlers):
-        sh = logging.StreamHandler()
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
-
-
-def lr_factor(step: int, warmup: int, total: int, anneal: str, final_ratio: float) -> float:
-    """Linear warm-up to 1, then constant or cosine down to ``final_ratio`` at ``total`` steps."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if anneal == "constant" or total <= warmup:
-        return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup))
-    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _csv_text(fields: list[str], rows: list[dict]) -> str:
-    buf = StringIO()
-    w = csv.DictWriter(buf, fields)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 class Trainer:
@@ -162,6 +67,7 @@ class Trainer:
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
+        self.strategy = STRATEGIES[config.strategy](config)
         if config.uses_unlabeled and not data.unlabeled_dir:
             raise ConfigError(f"strategy '{config.strategy}' needs unlabeled data, but none was given "
                               "(train.py --unlabeled_dir; asr.sh --unlabeled_set)")
@@ -180,59 +86,62 @@ class Trainer:
             unlabeled_set = FeatureDataset(data.unlabeled_dir, data.cmvn)
             self.unlabeled = BatchStream(unlabeled_set, self._usable(unlabeled_set, "unlabeled"), bc.max_frames,
                                          bc.shuffle, config.seed + 1)
-        self.valid_batches = BucketBatchSampler({u: self.valid_set.num_frames[u] for u in self._usable(self.valid_set, "valid")},
-                                                bc.max_frames, shuffle=False).batches
+        valid_utts = self._usable(self.valid_set, "valid")
+        self.valid_batches = [collate(self.valid_set, utts).to(self.device) for utts in
+                              BucketBatchSampler({u: self.valid_set.num_frames[u] for u in valid_utts},
+                                                 bc.max_frames, shuffle=False).batches]
 
         steps = {}
-        for name, phase in config.phases.items():
-            one_pass = (self.unlabeled if name in ("pretrain", "explore") else self.labeled).batches_per_pass
-            steps[name] = one_pass if phase.steps is None else phase.steps
-        self.plan = build_plan(config.strategy, config.max_epochs, steps, config.pretrain_epochs or config.max_epochs)
+        for name, phase_config in config.phases.items():
+            stream = self.labeled if self.strategy.phases[name].labeled else self.unlabeled
+            steps[name] = stream.batches_per_pass if phase_config.steps is None else phase_config.steps
+        self.plan = self.strategy.plan(steps)
         self.phase_total = defaultdict(int)
         for chunk in self.plan:
             self.phase_total[chunk.phase] += chunk.steps
-        self.optimizers = {
-            name: torch.optim.AdamW(
-                [{"params": self.groups[g], "group": g, "base_lr": phase.group_lr(g), "lr": phase.group_lr(g)}
-                 for g in PHASES[name][1]],
-                weight_decay=config.optim.weight_decay)
-            for name, phase in config.phases.items()
-        }
+        self.optimizers = GroupOptimizers(
+            self.groups, {name: (pc, self.strategy.phases[name].groups) for name, pc in config.phases.items()}, config.optim)
         self.specaug_gen = torch.Generator().manual_seed(config.seed)
-        self.cpc_gen = torch.Generator().manual_seed(config.seed + 2)
+        self.unsup_gen = torch.Generator().manual_seed(config.seed + 2)  # masks, negatives, Gumbel noise
 
         # Progress; all of it goes into checkpoints.
         self.chunk_index = 0  # plan position
         self.step_in_chunk = 0
         self.steps = 0
         self.phase_steps: dict[str, int] = defaultdict(int)
-        self.joint_steps = 0  # bljust joint steps taken (the step_ramp penalty counts these)
         self.labeled_hours = self.unlabeled_hours = self.wall_s = 0.0
         self.best_valid = math.inf
-        self.chunk_sums = {"f": 0.0, "nf": 0, "g": 0.0, "ng": 0}
-        self.gamma = 0.0
-        self._step_rows: list[dict] = []
+        self.chunk_sums: dict[str, float] = defaultdict(float)
+        self.weight = 0.0  # weight of g in the last step that drew both batches
+        metric_names = tuple(getattr(self.model.unsup, "metric_names", ()))
+        self.step_log = StepLog(self.exp_dir / "train_steps.csv", metric_names)
         self._last_plot = time.time()
         self.on_step: Callable[[Trainer], None] | None = None  # test hook, called after every step
+        self._log_model()
 
+    def _log_model(self) -> None:
         sizes = {k: sum(p.numel() for p in v) / 1e6 for k, v in self.groups.items()}
-        log.info("model: %s encoder %.2f M (theta), ctc head %.2f M (phi), %s head %.2f M (eta); %d tokens",
-                 config.encoder, sizes["theta"], sizes["phi"], config.unsup, sizes["eta"], self.tokenizer.vocab_size)
-        log.info("strategy %s: %s", config.strategy,
-                 ", ".join(f"{p} {n} steps" for p, n in self.phase_total.items()))
+        c = self.config
+        log.info("model: %s encoder %.2f M (theta), %s head %.2f M (phi), %s head %.2f M (eta); %d tokens",
+                 c.encoder, sizes["theta"], c.sup, sizes["phi"], c.unsup, sizes["eta"], self.tokenizer.vocab_size)
+        reach = diagnostics.theta_reach(self.model, self.valid_batches[0])
+        for loss in ("f", "g"):
+            log.info("%s reaches %.1f%% of theta", loss, diagnostics.reach_percent(reach[loss]))
+        log.info("strategy %s: %s", c.strategy, ", ".join(f"{p} {n} steps" for p, n in self.phase_total.items()))
 
     def _usable(self, dataset: FeatureDataset, name: str) -> list[str]:
         """Utterances the losses can learn from; the others are skipped, counted and listed."""
-        enc = self.model.encoder
+        enc, sup = self.model.encoder, self.model.sup
         keep, skipped = [], []
         for utt in dataset.utt_ids:
             n = dataset.num_frames[utt]
             out = int(enc.output_lengths(torch.tensor(n)))
             if n < enc.min_input_frames:
                 skipped.append(f"{utt} {n} input frames < receptive field step of {enc.min_input_frames}")
-            elif dataset.targets is not None and out < min_ctc_frames(dataset.targets[utt]):
+            elif dataset.targets is not None and out < sup.min_frames(dataset.targets[utt]):
                 target = dataset.targets[utt]
-                skipped.append(f"{utt} {out} encoder frames < {min_ctc_frames(target)} needed by CTC for {len(target)} tokens")
+                skipped.append(f"{utt} {out} encoder frames < {sup.min_frames(target)} needed by the "
+                               f"{self.config.sup} head for {len(target)} tokens")
             else:
                 keep.append(utt)
         listing = self.exp_dir / f"skipped_{name}.txt"
@@ -246,17 +155,17 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
 
-    COUNTERS = ("chunk_index", "step_in_chunk", "steps", "joint_steps", "labeled_hours", "unlabeled_hours",
-                "wall_s", "best_valid", "chunk_sums", "gamma")
+    COUNTERS = ("chunk_index", "step_in_chunk", "steps", "labeled_hours", "unlabeled_hours",
+                "wall_s", "best_valid", "weight")
 
     def state_dict(self) -> dict:
         return {
             **{k: getattr(self, k) for k in self.COUNTERS}, "phase_steps": dict(self.phase_steps),
-            "model": self.model.state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "chunk_sums": dict(self.chunk_sums), "strategy": self.strategy.state_dict(),
+            "model": self.model.state_dict(), "optimizers": self.optimizers.state_dict(),
             "labeled": self.labeled.state_dict(),
             "unlabeled": self.unlabeled.state_dict() if self.unlabeled else None,
-            "specaug_gen": self.specaug_gen.get_state(), "cpc_gen": self.cpc_gen.get_state(),
+            "specaug_gen": self.specaug_gen.get_state(), "unsup_gen": self.unsup_gen.get_state(),
             "rng": checkpoint.rng_state(), "config": to_dict(self.config),
         }
 
@@ -264,14 +173,15 @@ class Trainer:
         for k in self.COUNTERS:
             setattr(self, k, state[k])
         self.phase_steps = defaultdict(int, state["phase_steps"])
+        self.chunk_sums = defaultdict(float, state["chunk_sums"])
+        self.strategy.load_state_dict(state["strategy"])
         self.model.load_state_dict(state["model"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+        self.optimizers.load_state_dict(state["optimizers"])
         self.labeled.load_state_dict(state["labeled"])
         if self.unlabeled:
             self.unlabeled.load_state_dict(state["unlabeled"])
         self.specaug_gen.set_state(state["specaug_gen"])
-        self.cpc_gen.set_state(state["cpc_gen"])
+        self.unsup_gen.set_state(state["unsup_gen"])
         checkpoint.set_rng_state(state["rng"])
 
     def model_package(self) -> dict:
@@ -280,7 +190,7 @@ class Trainer:
                 "vocab_size": self.model.vocab_size, "steps": self.steps, "model": self.model.state_dict()}
 
     def save_checkpoint(self) -> None:
-        self._flush_step_log()
+        self.step_log.flush()
         checkpoint.save(self.state_dict(), self.ckpt_dir / f"step_{self.steps}.pt")
         checkpoint.prune(self.ckpt_dir, self.config.keep_checkpoints)
 
@@ -293,9 +203,7 @@ class Trainer:
         if state["config"] != to_dict(self.config):
             log.warning("%s was written with a different config; continuing with the current one", path)
         self.load_state_dict(state)
-        # Steps after the checkpoint will be redone: drop their log rows.
-        rows = [r for r in _read_csv(self.exp_dir / "train_steps.csv") if int(r["step"]) <= self.steps]
-        atomic_write_text(self.exp_dir / "train_steps.csv", _csv_text(STEP_FIELDS, rows))
+        self.step_log.truncate(self.steps)  # steps after the checkpoint will be redone
         where = (f"{self.plan[self.chunk_index].phase} phase, step {self.step_in_chunk} of "
                  f"{self.plan[self.chunk_index].steps}" if self.chunk_index < len(self.plan) else "finished")
         log.info("resumed from %s (%d steps done; %s)", path, step, where)
@@ -325,10 +233,13 @@ class Trainer:
                 "labeled_hours": round(self.labeled_hours, 3), "unlabeled_hours": round(self.unlabeled_hours, 3),
                 "wall_s": round(self.wall_s, 1)}
 
+    def _label(self, chunk: Chunk) -> str:
+        return f"{chunk.phase} {chunk.epoch}/{self.config.max_epochs}" if chunk.epoch else chunk.phase
+
     def _run_chunk(self, chunk: Chunk) -> None:
-        epochs = self.config.max_epochs if chunk.epoch else 0
-        label = f"{chunk.phase} {chunk.epoch}/{epochs}" if chunk.epoch else chunk.phase
-        bar = tqdm(total=chunk.steps, initial=self.step_in_chunk, desc=label, leave=False, dynamic_ncols=True)
+        # A redrawn bar is for a person at a terminal; a log file gets the chunk's summary line.
+        bar = tqdm(total=chunk.steps, initial=self.step_in_chunk, desc=self._label(chunk), leave=False,
+                   dynamic_ncols=True, disable=not sys.stderr.isatty())
         interval = self.config.checkpoint_interval
         while self.step_in_chunk < chunk.steps:
             start = time.time()
@@ -342,110 +253,76 @@ class Trainer:
             if interval and self.steps % interval == 0 and self.step_in_chunk < chunk.steps:
                 self.save_checkpoint()
         bar.close()
-        self._end_chunk(chunk, label)
-
-    def _set_lrs(self, chunk: Chunk) -> None:
-        phase = self.config.phases[chunk.phase]
-        factor = lr_factor(self.phase_steps[chunk.phase], phase.warmup_steps, self.phase_total[chunk.phase],
-                           phase.anneal, phase.final_lr_ratio)
-        if chunk.phase == "joint" and self.config.strategy == "bljust" and self.config.bljust.pbgd_step_scaling:
-            factor *= min(1.0, 1.0 / self.gamma) if self.gamma > 0 else 1.0
-        for group in self.optimizers[chunk.phase].param_groups:
-            group["lr"] = group["base_lr"] * factor
+        self._end_chunk(chunk)
 
     def _train_step(self, chunk: Chunk) -> dict:
-        cfg = self.config
-        weight = 1.0
-        if chunk.kind == "joint":
-            if cfg.strategy == "bljust":
-                b = cfg.bljust
-                self.gamma = penalty(b.gamma_schedule, b.gamma_max, epoch=chunk.epoch, epochs=cfg.max_epochs,
-                                     joint_steps_done=self.joint_steps, gamma_init=b.gamma_init, ramp_steps=b.ramp_steps)
-                weight = self.gamma
-            else:
-                weight = self.gamma = cfg.just_weight
-        self._set_lrs(chunk)
-        labeled = self.labeled.next().to(self.device) if chunk.kind in ("sup", "joint") else None
-        unlabeled = self.unlabeled.next().to(self.device) if chunk.kind in ("unsup", "joint") else None
-        eta_scale = cfg.bljust.eta_grad_scale if cfg.strategy == "bljust" else "gamma"
+        cfg, strategy = self.config, self.strategy
+        phase = strategy.phases[chunk.phase]
+        weight = strategy.weight(chunk)
+        if phase.labeled and phase.unlabeled:
+            self.weight = weight
+        draw_labeled, draw_unlabeled = strategy.draws(chunk, weight)
+        labeled = self.labeled.next().to(self.device) if draw_labeled else None
+        unlabeled = self.unlabeled.next().to(self.device) if draw_unlabeled else None
+        if labeled is not None:
+            labeled = replace(labeled, feats=spec_augment(labeled.feats, labeled.lengths, cfg.specaug, self.specaug_gen))
         self.model.zero_grad(set_to_none=True)
-        loss, f, g = step_loss(self.model, chunk.kind, labeled, unlabeled, weight, eta_scale, cfg.specaug,
-                               self.specaug_gen, self.cpc_gen)
-        loss.backward()
-        params = [p for name in chunk.groups for p in self.groups[name]]
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-        self.optimizers[chunk.phase].step()
+        loss = strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
+        loss.total.backward()
+        phase_config = cfg.phases[chunk.phase]
+        factor = lr_factor(self.phase_steps[chunk.phase], phase_config.warmup_steps, self.phase_total[chunk.phase],
+                           phase_config.anneal, phase_config.final_lr_ratio) * strategy.lr_factor(chunk, weight)
+        lrs = self.optimizers.step(chunk.phase, factor)
+        strategy.after_step(chunk)
 
         self.steps += 1
         self.phase_steps[chunk.phase] += 1
-        if chunk.kind == "joint" and cfg.strategy == "bljust":
-            self.joint_steps += 1
         if labeled is not None:
             self.labeled_hours += int(labeled.lengths.sum()) * FRAME_S / 3600
-        if unlabeled is not None:
+        if unlabeled is not None:  # only batches that contributed a gradient count
             self.unlabeled_hours += int(unlabeled.lengths.sum()) * FRAME_S / 3600
         s = self.chunk_sums
-        if f is not None:
-            s["f"], s["nf"] = s["f"] + f.item(), s["nf"] + 1
-        if g is not None:
-            s["g"], s["ng"] = s["g"] + g.item(), s["ng"] + 1
-        lrs = {grp["group"]: grp["lr"] for grp in self.optimizers[chunk.phase].param_groups}
-        row = {"step": self.steps, "phase": chunk.phase, "epoch": chunk.epoch,
-               "f": "" if f is None else round(f.item(), 5), "g": "" if g is None else round(g.item(), 5),
-               "gamma": round(weight, 6) if chunk.kind == "joint" else "",
-               **{f"lr_{k}": f"{lrs[k]:.3e}" if k in lrs else "" for k in ("theta", "phi", "eta")},
-               "cos_fg": "", "norm_f": "", "norm_g": ""}
+        row = {"step": self.steps, "phase": chunk.phase, "epoch": chunk.epoch, "f": "", "g": "",
+               "gamma": round(weight, 6) if phase.labeled and phase.unlabeled else "",
+               **{f"lr_{k}": f"{lrs[k]:.3e}" if k in lrs else "" for k in ("theta", "phi", "eta")}}
+        for name, value in (("f", loss.f), ("g", loss.g)):
+            if value is not None:
+                row[name] = round(value.item(), 5)
+                s[name] += row[name]
+                s[f"n{name}"] += 1
+        for name, value in loss.g_metrics.items():
+            row[f"g_{name}"] = round(value, 5)
+            s[f"g_{name}"] += value
         if cfg.diag_interval and self.steps % cfg.diag_interval == 0:
-            row.update(self.gradient_conflict())
-        self._step_rows.append(row)
+            row.update(diagnostics.gradient_conflict(self.model, self.valid_batches[0]))
+        self.step_log.add(row)
         return row
 
-    def _probe_batch(self) -> Batch:
-        return collate(self.valid_set, self.valid_batches[0]).to(self.device)
-
-    def gradient_conflict(self) -> dict:
-        """cos(grad_theta f, grad_theta g) and both norms, on a fixed validation batch.
-
-        Measured in eval mode with a fixed negative-sampling seed, so it neither
-        consumes the training RNG nor depends on which batch training drew.
-        """
-        batch = self._probe_batch()
-        theta = self.groups["theta"]
-        self.model.eval()
-        try:
-            _, f, g = step_loss(self.model, "joint", batch, batch, 1.0, cpc_gen=torch.Generator().manual_seed(0))
-            gf = torch.autograd.grad(f, theta, retain_graph=True, allow_unused=True)
-            gg = torch.autograd.grad(g, theta, allow_unused=True)
-        finally:
-            self.model.train()
-        flat = lambda grads: torch.cat([(torch.zeros_like(p) if x is None else x).flatten() for x, p in zip(grads, theta)])  # noqa: E731
-        vf, vg = flat(gf), flat(gg)
-        cos = torch.nn.functional.cosine_similarity(vf, vg, dim=0).item()
-        return {"cos_fg": round(cos, 5), "norm_f": round(vf.norm().item(), 5), "norm_g": round(vg.norm().item(), 5)}
-
-    def _end_chunk(self, chunk: Chunk, label: str) -> None:
-        valid_f, valid_g, valid_cer = self.validate()
+    def _end_chunk(self, chunk: Chunk) -> None:
+        valid_f, valid_g, valid_cer = diagnostics.validate(self.model, self.valid_batches, self.tokenizer,
+                                                           self.valid_set.targets)
         s = self.chunk_sums
+        both = self.strategy.phases[chunk.phase].labeled and self.strategy.phases[chunk.phase].unlabeled
         row = {"chunk": self.chunk_index + 1, "phase": chunk.phase, "epoch": chunk.epoch, "steps": self.steps,
                "train_f": round(s["f"] / s["nf"], 4) if s["nf"] else "", "train_g": round(s["g"] / s["ng"], 4) if s["ng"] else "",
                "valid_f": round(valid_f, 4), "valid_g": round(valid_g, 4), "valid_cer": round(valid_cer, 4),
-               "gamma": round(self.gamma, 6) if chunk.kind == "joint" else "",
+               "gamma": round(self.weight, 6) if both else "",
                "labeled_hours": round(self.labeled_hours, 4), "unlabeled_hours": round(self.unlabeled_hours, 4),
                "wall_s": round(self.wall_s, 1)}
-        rows = [r for r in _read_csv(self.exp_dir / "train_log.csv") if int(r["chunk"]) < row["chunk"]]
-        atomic_write_text(self.exp_dir / "train_log.csv", _csv_text(LOG_FIELDS, rows + [row]))
-        log.info("%s done (step %d): train f %s g %s | valid f %.3f g %.3f CER %.2f%%%s", label, self.steps,
-                 row["train_f"], row["train_g"], valid_f, valid_g, 100 * valid_cer,
-                 f" | gamma {self.gamma:.3f}" if chunk.kind == "joint" else "")
-        if chunk.kind != "unsup":
+        rows = [r for r in read_csv(self.exp_dir / "train_log.csv") if int(r["chunk"]) < row["chunk"]]
+        atomic_write_text(self.exp_dir / "train_log.csv", csv_text(LOG_FIELDS, rows + [row]))
+        metrics = "".join(f" {k[2:]} {v / s['ng']:.3f}" for k, v in s.items() if k.startswith("g_") and s["ng"])
+        log.info("%s done (step %d): train f %s g %s%s | valid f %.3f g %.3f CER %.2f%%%s", self._label(chunk),
+                 self.steps, row["train_f"], row["train_g"], f" ({metrics.strip()})" if metrics else "",
+                 valid_f, valid_g, 100 * valid_cer, f" | weight of g {self.weight:.3f}" if both else "")
+        if self.strategy.phases[chunk.phase].labeled:
             if valid_f < self.best_valid:
                 self.best_valid = valid_f
                 checkpoint.save(self.model_package(), self.exp_dir / "model_best.pt")
         checkpoint.save(self.model_package(), self.exp_dir / "model_last.pt")
         self.chunk_index += 1
         self.step_in_chunk = 0
-        self.chunk_sums = {"f": 0.0, "nf": 0, "g": 0.0, "ng": 0}
+        self.chunk_sums = defaultdict(float)
         self.save_checkpoint()
         if time.time() - self._last_plot > 60 or self.chunk_index == len(self.plan):
             self.plot()
@@ -459,34 +336,3 @@ class Trainer:
             plot_experiment(self.exp_dir)
         except Exception as e:  # a plot must never stop a training run
             log.warning("could not draw training curves: %s", e)
-
-    @torch.no_grad()
-    def validate(self) -> tuple[float, float, float]:
-        """Mean CTC loss, mean unsupervised loss and greedy CER over the validation batches."""
-        self.model.eval()
-        total_f = total_g = 0.0
-        refs, hyps = [], []
-        gen = torch.Generator().manual_seed(0)
-        for utts in self.valid_batches:
-            batch = collate(self.valid_set, utts).to(self.device)
-            enc, log_probs = self.model(batch.feats, batch.lengths)
-            total_f += self.model.ctc.loss(log_probs, enc.lengths, batch.targets, batch.target_lengths).item()
-            total_g += self.model.unsup(enc, gen).loss.item()
-            for utt, ids in zip(utts, ctc_greedy(log_probs, enc.lengths)):
-                refs.append(self.tokenizer.decode(self.valid_set.targets[utt]))
-                hyps.append(self.tokenizer.decode(ids))
-        self.model.train()
-        n = len(self.valid_batches)
-        return total_f / n, total_g / n, jiwer.cer(refs, hyps)
-
-    def _flush_step_log(self) -> None:
-        if not self._step_rows:
-            return
-        path = self.exp_dir / "train_steps.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:  # append-only; resume() trims rows past the checkpoint
-            w = csv.DictWriter(f, STEP_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerows(self._step_rows)
-        self._step_rows = []
