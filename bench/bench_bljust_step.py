@@ -1,11 +1,16 @@
-"""BL-JUST step cost, measured side by side on one model and the same batches.
+"""Step cost of each lower level and of BL-JUST's joint step, measured side by side.
 
-    tools/venv/bin/python bench/bench_bljust_step.py [--rounds 15] [--batch 8] [--frames 300]
+    tools/venv/bin/python bench/bench_bljust_step.py [--rounds 15] [--batch 8] [--frames 300] [--threads 2]
 
-Prints, from medians over interleaved rounds (so machine noise hits every variant alike):
-  (a) joint step (one backward of f + gamma g) / (supervised step + unsupervised step)   target <= 1.1
-  (b) three-separate-gradients joint step / single-backward joint step
-Each step is forward + backward + optimizer update.
+For each unsupervised head (cpc, contrastive, contrastive_mlm) on the default CNN-LSTM and the
+same batches, it times a supervised step (f), an unsupervised step (g), the joint step (one
+backward of f + gamma g) and the joint step as three autograd.grad calls. All 12 variants run
+interleaved, in a rotating order, in every round, so machine noise hits each alike; medians.
+Prints per head:
+  g step / f step
+  joint / (f step + g step)             the single backward's overhead (target <= 1.1)
+  three gradients / single backward
+Each step is forward + backward + optimizer update. Run it with nothing else on the CPU.
 """
 from __future__ import annotations
 
@@ -17,9 +22,12 @@ import torch
 
 from bljust.data.dataset import Batch
 from bljust.models.asr_model import AsrModel, ModelConfig
-from bljust.train.trainer import step_loss
+from bljust.train.config import load_train_config
+from bljust.train.strategies import STRATEGIES, Chunk
 
 GAMMA = 0.5
+HEADS = ("cpc", "contrastive", "contrastive_mlm")
+JOINT, EXPLORE, FINETUNE = Chunk("joint", 2, 1), Chunk("explore", 1, 1), Chunk("finetune", 0, 1)
 
 
 def make_batch(b: int, t: int, vocab: int, labeled: bool, gen: torch.Generator) -> Batch:
@@ -33,18 +41,34 @@ def make_batch(b: int, t: int, vocab: int, labeled: bool, gen: torch.Generator) 
     return Batch([f"l{i}" for i in range(b)], feats, lengths, targets, target_lengths)
 
 
-def three_gradient_step(model: AsrModel, lab: Batch, unl: Batch, opt: torch.optim.Optimizer, gen) -> None:
-    """The reference formulation: three autograd.grad calls on retained graphs."""
+def variants(head: str, lab: Batch, unl: Batch, gen: torch.Generator) -> tuple[AsrModel, dict]:
+    model = AsrModel(80, 30, ModelConfig("cnn_lstm", {"dropout": 0.0}, unsup=head)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    strategy = STRATEGIES["bljust"](load_train_config(None, {"strategy": "bljust"}))
     groups = model.parameter_groups()
-    _, f, _ = step_loss(model, "sup", lab, None)
-    _, _, g = step_loss(model, "unsup", None, unl, cpc_gen=gen)
-    d_theta = torch.autograd.grad(f + GAMMA * g, groups["theta"], retain_graph=True)
-    d_phi = torch.autograd.grad(f, groups["phi"], retain_graph=True)
-    d_eta = torch.autograd.grad(GAMMA * g, groups["eta"])
-    for params, grads in ((groups["theta"], d_theta), (groups["phi"], d_phi), (groups["eta"], d_eta)):
-        for p, d in zip(params, grads):
-            p.grad = d
-    opt.step()
+
+    def one_backward(chunk, labeled, unlabeled):
+        def run():
+            model.zero_grad(set_to_none=True)
+            strategy.loss(model, chunk, labeled, unlabeled, GAMMA, gen).total.backward()
+            opt.step()
+        return run
+
+    def three_gradients():
+        """The reference formulation: three autograd.grad calls on retained graphs."""
+        model.zero_grad(set_to_none=True)
+        f = strategy.loss(model, FINETUNE, lab, None, GAMMA, gen).total
+        g = strategy.loss(model, EXPLORE, None, unl, GAMMA, gen).total
+        d_theta = torch.autograd.grad(f + GAMMA * g, groups["theta"], retain_graph=True)
+        d_phi = torch.autograd.grad(f, groups["phi"], retain_graph=True)
+        d_eta = torch.autograd.grad(GAMMA * g, groups["eta"])
+        for params, grads in ((groups["theta"], d_theta), (groups["phi"], d_phi), (groups["eta"], d_eta)):
+            for p, d in zip(params, grads):
+                p.grad = d
+        opt.step()
+
+    return model, {"f step": one_backward(FINETUNE, lab, None), "g step": one_backward(EXPLORE, None, unl),
+                   "joint": one_backward(JOINT, lab, unl), "three gradients": three_gradients}
 
 
 def main() -> None:
@@ -52,46 +76,37 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    model = AsrModel(80, 30, ModelConfig("cnn_lstm", {"dropout": 0.0})).train()  # the papers' default sizes
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     lab = make_batch(args.batch, args.frames, 30, True, gen)
     unl = make_batch(args.batch, args.frames, 30, False, gen)
-
-    def single(kind: str):
-        def run():
-            model.zero_grad(set_to_none=True)
-            loss, _, _ = step_loss(model, kind, lab if kind != "unsup" else None, unl if kind != "sup" else None,
-                                   GAMMA, cpc_gen=gen)
-            loss.backward()
-            opt.step()
-        return run
-
-    def three():
-        model.zero_grad(set_to_none=True)
-        three_gradient_step(model, lab, unl, opt, gen)
-
-    variants = {"supervised": single("sup"), "unsupervised": single("unsup"), "joint (1 backward)": single("joint"),
-                "joint (3 grads)": three}
-    for run in variants.values():  # warm-up
+    runs, sizes = {}, {}
+    for head in HEADS:
+        model, vs = variants(head, lab, unl, gen)
+        sizes[head] = {k: sum(p.numel() for p in ps) / 1e6 for k, ps in model.parameter_groups().items()}
+        runs.update({(head, name): run for name, run in vs.items()})
+    for run in runs.values():  # warm-up
         run()
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    names = list(variants)
+    times: dict = {k: [] for k in runs}
+    names = list(runs)
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every round
+        for key in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every round
             start = time.perf_counter()
-            variants[name]()
-            times[name].append(time.perf_counter() - start)
+            runs[key]()
+            times[key].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"model: cnn_lstm default ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), "
-          f"batch {args.batch} x {args.frames} frames, {torch.get_num_threads()} threads, {args.rounds} rounds")
-    for k, v in med.items():
-        print(f"  {k:<20} median {1000 * v:8.1f} ms")
-    print(f"(a) joint step / (supervised + unsupervised step) = {med['joint (1 backward)'] / (med['supervised'] + med['unsupervised']):.3f}")
-    print(f"(b) three-gradient step / single-backward step   = {med['joint (3 grads)'] / med['joint (1 backward)']:.3f}")
+    print(f"cnn_lstm default encoder, batch {args.batch} x {args.frames} frames, {args.threads} threads, "
+          f"{args.rounds} rounds (medians)")
+    print(f"{'lower level':16s} {'eta M':>6s} {'f ms':>7s} {'g ms':>7s} {'joint ms':>9s} {'g/f':>6s} "
+          f"{'joint/(f+g)':>12s} {'3 grads/1':>10s}")
+    for head in HEADS:
+        f, g, j, three = (med[(head, n)] for n in ("f step", "g step", "joint", "three gradients"))
+        print(f"{head:16s} {sizes[head]['eta']:6.2f} {1000 * f:7.1f} {1000 * g:7.1f} {1000 * j:9.1f} {g / f:6.3f} "
+              f"{j / (f + g):12.3f} {three / j:10.3f}")
 
 
 if __name__ == "__main__":

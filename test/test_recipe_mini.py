@@ -34,6 +34,23 @@ phases:
   joint: {steps: 2, lr: 1.0e-3}
   finetune: {steps: 2, lr: 1.0e-4}""")
 
+# The Conformer with the contrastive lower level (BL-JUST), and the CNN-LSTM with contrastive + MLM (PT+FT).
+TINY_CONFORMER = TINY_BLJUST.replace(
+    "encoder: cnn_lstm\nencoder_conf: {cnn_layers: 2, latent_dim: 32, lstm_layers: 1, lstm_units: 32, dropout: 0.0}\n"
+    "unsup_conf: {steps: 2, num_negatives: 8, ar_dim: 32}",
+    "encoder: conformer\nencoder_conf: {d_model: 32, num_heads: 2, num_layers: 2, ffn_dim: 64, conv_kernel: 5, "
+    "subsampling_channels: 8}\nunsup: contrastive\nunsup_conf: {num_negatives: 4, final_dim: 16, codebook_entries: 8, "
+    "code_dim: 16, mask_span: 2}")
+TINY_MLM = TINY_CONFIG.replace("unsup_conf: {steps: 2, num_negatives: 8, ar_dim: 32}",
+                               "unsup: contrastive_mlm\nunsup_conf: {num_negatives: 4, final_dim: 16, codebook_entries: 8, "
+                               "code_dim: 16, mask_span: 2, mlm_layers: 1, mlm_heads: 2, mlm_ffn_dim: 32}").replace(
+    """phases:
+  train: {lr: 2.0e-3, warmup_steps: 2}""", """strategy: pt_ft
+pretrain_epochs: 1
+phases:
+  pretrain: {steps: 2, lr: 1.0e-3}
+  finetune: {steps: 2, lr: 1.0e-3}""")
+
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
@@ -48,6 +65,8 @@ def recipe(tmp_path_factory) -> Path:
     (root / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
     (root / "conf" / "tiny_other.yaml").write_text(TINY_CONFIG.replace("max_epochs: 2", "max_epochs: 1"))
     (root / "conf" / "tiny_bljust.yaml").write_text(TINY_BLJUST)
+    (root / "conf" / "tiny_conformer.yaml").write_text(TINY_CONFORMER)
+    (root / "conf" / "tiny_mlm.yaml").write_text(TINY_MLM)
     return root
 
 
@@ -78,6 +97,20 @@ def test_end_to_end(recipe):
     # Both experiments side by side, with their budgets.
     comparison = (recipe / "exp" / "comparison_test.md").read_text()
     assert "| tiny | supervised | 1 |" in comparison and "| tiny_bljust | bljust | 1 |" in comparison
+
+
+def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
+    run(recipe, "--stage", "5", "--train_config", "conf/tiny_conformer.yaml conf/tiny_mlm.yaml")
+    for name, phases in (("tiny_conformer", {"explore_steps": 2, "joint_steps": 4, "finetune_steps": 2}),
+                         ("tiny_mlm", {"pretrain_steps": 2, "finetune_steps": 4})):
+        exp = recipe / "exp" / f"asr_{name}"
+        budget = json.loads((exp / "budget.json").read_text())
+        assert {k: budget[k] for k in phases} == phases and budget["unlabeled_hours"] > 0
+        assert json.loads((exp / "decode_test_decode_greedy" / "scores.json").read_text())["num_utts"] == 6
+        log = (exp / "train.log").read_text()
+        assert "g reaches 100.0% of theta" in log
+        header = (exp / "train_steps.csv").read_text().splitlines()[0]
+        assert "g_code_perplexity" in header and "g_temperature" in header
     assert (recipe / "exp" / "comparison_test.png").exists()
     # Every data directory the recipe wrote follows Kaldi's rules.
     for d in ("train_labeled", "dev", "test"):

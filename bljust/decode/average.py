@@ -23,19 +23,19 @@ from pathlib import Path
 import torch
 
 from bljust.train import checkpoint
-from bljust.train.strategies import PHASES
+from bljust.train.strategies import ALL_PHASES
 
 BY = ("best", "last")
 
 
 def validation_losses(log_csv: str | os.PathLike) -> dict[int, float]:
-    """steps -> valid_f from ``train_log.csv``, for chunks of phases that train the CTC head."""
+    """steps -> valid_f from ``train_log.csv``, for chunks of phases that train the supervised head."""
     losses: dict[int, float] = {}
     if not Path(log_csv).is_file():
         return losses
     with open(log_csv, newline="") as f:
         for row in csv.DictReader(f):
-            if PHASES.get(row["phase"], ("sup",))[0] == "unsup" or not row["valid_f"]:
+            if not ALL_PHASES.get(row["phase"], ALL_PHASES["train"]).labeled or not row["valid_f"]:
                 continue
             step, loss = int(row["steps"]), float(row["valid_f"])
             losses[step] = min(loss, losses.get(step, loss))

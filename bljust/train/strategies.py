@@ -195,6 +195,8 @@ class Bljust(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Supervised, PtFt, Just, Bljust)}
+# Every phase name means the same phase in every strategy that has it.
+ALL_PHASES: dict[str, Phase] = {name: phase for cls in STRATEGIES.values() for name, phase in cls.phases.items()}
 
 
 def penalty(schedule: str, gamma_max: float, *, epoch: int, epochs: int, joint_steps_done: int,

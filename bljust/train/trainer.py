@@ -140,8 +140,8 @@ class Trainer:
                 skipped.append(f"{utt} {n} input frames < receptive field step of {enc.min_input_frames}")
             elif dataset.targets is not None and out < sup.min_frames(dataset.targets[utt]):
                 target = dataset.targets[utt]
-                skipped.append(f"{utt} {out} encoder frames < {sup.min_frames(target)} needed by the "
-                               f"{self.config.sup} head for {len(target)} tokens")
+                skipped.append(f"{utt} {out} encoder frames < {sup.min_frames(target)} needed by "
+                               f"{self.config.sup.upper()} for {len(target)} tokens")
             else:
                 keep.append(utt)
         listing = self.exp_dir / f"skipped_{name}.txt"
