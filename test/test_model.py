@@ -72,3 +72,18 @@ def test_min_ctc_frames_counts_repeats():
     assert min_ctc_frames([1, 2, 3]) == 3
     assert min_ctc_frames([1, 1, 2, 2, 2]) == 8
     assert min_ctc_frames([]) == 0
+
+
+def test_mask_replaces_latent_frames_before_the_context_network():
+    model = make_model()
+    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 40])
+    plain = model.encoder(feats, lengths)
+    mask = torch.zeros(2, 15, dtype=torch.bool)
+    mask[0, 3:6] = True
+    embedding = torch.randn(32)
+    masked = model.encoder(feats, lengths, mask, embedding)
+    assert torch.equal(masked.latent, plain.latent)  # targets come from the unmasked latent
+    assert not torch.allclose(masked.context[0], plain.context[0])  # a BiLSTM: every frame hears the mask
+    torch.testing.assert_close(masked.context[1], plain.context[1])  # nothing masked in utterance 1
+    with pytest.raises(ValueError, match="mask_embedding"):
+        model.encoder(feats, lengths, mask)

@@ -88,3 +88,30 @@ def test_zero_gamma_skips_g_and_its_hours(tiny_corpus, tmp_path):
     assert hours[:2] == [0.0, 0.0] and hours[2] > 0  # epoch 1: gamma = 0, no unlabeled batch drawn
     rows = (tmp_path / "train_steps.csv").read_text().splitlines()
     assert [r.split(",")[4] for r in rows[1:]][:2] == ["", ""]  # no g computed
+
+
+def test_a_phase_leaves_what_it_does_not_train_bit_identical(tiny_corpus, tmp_path):
+    """PT+FT with CPC: pre-training (weight decay on) must not touch the BiLSTM, which g does not
+    reach, nor the CTC head, which the phase does not train."""
+    cfg = load_train_config(None, {
+        "encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16},
+        "unsup_conf": {"steps": 2, "num_negatives": 8, "ar_dim": 16}, "strategy": "pt_ft", "max_epochs": 1,
+        "batch": {"max_frames": 800}, "diag_interval": 2, "optim": {"weight_decay": 0.1},
+        "phases": {"pretrain": {"steps": 3}, "finetune": {"steps": 1}}})
+    trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path)
+    model = trainer.model
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith(("encoder.lstm", "sup."))}
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("encoder.proj")}
+    seen = []
+
+    def check(t):
+        if t.steps <= 3:  # pre-training
+            for n, p in model.named_parameters():
+                if n in frozen:
+                    assert torch.equal(p, frozen[n]), n
+            seen.append(t.steps)
+
+    trainer.on_step = check
+    trainer.fit()
+    assert seen == [1, 2, 3]
+    assert all(not torch.equal(dict(model.named_parameters())[n], v) for n, v in trained.items())

@@ -22,6 +22,8 @@ TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers":
 
 def config(**over):
     base = {**TINY_MODEL, "batch": {"max_frames": 800}, "diag_interval": 0}
+    if "unsup" in over:  # another head: none of CPC's settings apply
+        base["unsup_conf"] = {}
     for k, v in over.items():
         base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
     return load_train_config(None, base)
@@ -163,9 +165,15 @@ def test_baselines_train_their_groups(tiny_corpus, tmp_path, strategy):
 
 # ---- acceptance 2: interrupted mid-joint-phase + resumed == uninterrupted ------------------------
 
-def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path):
+CONTRASTIVE = {"num_negatives": 4, "final_dim": 8, "codebook_entries": 8, "code_dim": 8, "mask_span": 2,
+               "gumbel_decay": 0.9}
+
+
+@pytest.mark.parametrize("unsup", ["cpc", "contrastive"])
+def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup):
     cfg = config(strategy="bljust", max_epochs=2, checkpoint_interval=2, diag_interval=3,
-                 encoder_conf={"dropout": 0.2}, phases={"explore": {"steps": 2}, "joint": {"steps": 5}, "finetune": {"steps": 2}})
+                 encoder_conf={"dropout": 0.2}, phases={"explore": {"steps": 2}, "joint": {"steps": 5}, "finetune": {"steps": 2}},
+                 **({"unsup": "contrastive", "unsup_conf": CONTRASTIVE} if unsup == "contrastive" else {}))
     full = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "full")
     full.fit()
 
@@ -186,6 +194,10 @@ def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path):
     second.fit()
     for (name, a), b in zip(full.model.state_dict().items(), second.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    if unsup == "contrastive":  # the quantizer's temperature is part of the model state
+        quantizer = second.model.unsup.quantizer
+        assert quantizer.num_updates.item() == full.model.unsup.quantizer.num_updates.item() > 0
+        assert quantizer.temperature == full.model.unsup.quantizer.temperature < CONTRASTIVE["gumbel_decay"] * 2.0
     assert steps_csv(tmp_path / "full") == steps_csv(tmp_path / "cut")
 
 
