@@ -97,6 +97,12 @@ def test_end_to_end(recipe):
     # Both experiments side by side, with their budgets.
     comparison = (recipe / "exp" / "comparison_test.md").read_text()
     assert "| tiny | supervised | 1 |" in comparison and "| tiny_bljust | bljust | 1 |" in comparison
+    assert (recipe / "exp" / "comparison_test.png").exists()
+    # Every data directory the recipe wrote follows Kaldi's rules.
+    for d in ("train_labeled", "dev", "test"):
+        validate_data_dir(recipe / "data" / d)
+        validate_data_dir(recipe / "dump" / "fbank" / d, require_feats=True)
+    validate_data_dir(recipe / "data" / "train_unlabeled", require_text=False)
 
 
 def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
@@ -111,12 +117,6 @@ def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
         assert "g reaches 100.0% of theta" in log
         header = (exp / "train_steps.csv").read_text().splitlines()[0]
         assert "g_code_perplexity" in header and "g_temperature" in header
-    assert (recipe / "exp" / "comparison_test.png").exists()
-    # Every data directory the recipe wrote follows Kaldi's rules.
-    for d in ("train_labeled", "dev", "test"):
-        validate_data_dir(recipe / "data" / d)
-        validate_data_dir(recipe / "dump" / "fbank" / d, require_feats=True)
-    validate_data_dir(recipe / "data" / "train_unlabeled", require_text=False)
 
 
 def test_rerun_skips_finished_stages(recipe):
