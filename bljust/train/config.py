@@ -11,7 +11,7 @@ from bljust.train.strategies import GAMMA_SCHEDULES, STRATEGIES
 
 @dataclass
 class PhaseConfig:
-    """Steps and learning rates of one phase (DESIGN §4: explore = rho, joint = alpha, finetune = tau)."""
+    """Steps and learning rates of one phase (docs/algorithm.md: explore = rho, joint = alpha, finetune = tau)."""
 
     steps: int | None = None  # steps per epoch (bljust's finetune: in total); None = one pass over the phase's data
     lr: float = 1e-3
@@ -44,7 +44,7 @@ class BljustConfig:
     gamma_schedule: str = "epoch_ramp"  # epoch_ramp (the papers), step_ramp (PBGD reference code), constant
     ramp_steps: int = 1000  # step_ramp: joint steps from gamma_init to gamma_max
     pbgd_step_scaling: bool = False  # scale joint-phase learning rates by min(1, 1/gamma)
-    eta_grad_scale: str = "gamma"  # eta's joint-phase gradient: gamma * grad g (DESIGN §4) or "one" (reference code)
+    eta_grad_scale: str = "gamma"  # eta's joint-phase gradient: gamma * grad g (docs/algorithm.md) or "one" (reference code)
 
     def __post_init__(self):
         for name in ("gamma_max", "gamma_init"):

@@ -2,19 +2,20 @@
 # Table 1 of the Wav2Vec2-JUST / CNN-LSTM study on the mini corpus: BL-JUST test WER for
 # pairs of learning rates (alpha: self-supervised exploration, beta: supervised joint
 # steps). Run from egs/mini after stages 1-4 (./run.sh --stop_stage 4).
-#   local/sweep_lr.sh [--pairs "1e-2,1e-2 1e-3,1e-3 1e-4,1e-3 1e-3,1e-4"] [--config conf/train_bljust.yaml]
+#   local/sweep_lr.sh [--pairs "1e-2,1e-2 1e-3,1e-3 1e-4,1e-3 1e-3,1e-4"] [--config conf/train_bljust_contrastive.yaml]
+# Each run is exp/asr_<config name>_lr_alpha<a>_beta<b>; the table goes to exp/sweep_lr_<config name>.md.
 set -euo pipefail
 pairs="1e-2,1e-2 1e-3,1e-3 1e-4,1e-3 1e-3,1e-4"
-config=conf/train_bljust.yaml
+config=conf/train_bljust_contrastive.yaml
 . utils/parse_options.sh
 . ./path.sh
 
 exps=()
 for pair in $pairs; do
     alpha=${pair%,*}; beta=${pair#*,}
-    tag=lr_alpha${alpha}_beta${beta}
+    tag=$(basename "$config" .yaml)_lr_alpha${alpha}_beta${beta}
     ./run.sh --stage 5 --train_config "$config" --tag "$tag" \
         --train_args "--phases.explore.lr $alpha --phases.joint.lr $beta"
     exps+=("exp/asr_$tag")
 done
-python -m bljust.bin.compare --test_set test --out exp/sweep_lr.md "${exps[@]}"
+python -m bljust.bin.compare --test_set test --out "exp/sweep_lr_$(basename "$config" .yaml).md" "${exps[@]}"
