@@ -26,6 +26,7 @@ class UnsupOutput(NamedTuple):
 
 class UnsupHead(Protocol):
     mask_embedding: torch.Tensor | None  # [D_latent], or None for heads that mask nothing
+    metric_names: tuple[str, ...]  # the keys of UnsupOutput.metrics (columns g_<name> of train_steps.csv)
 
     @staticmethod
     def check_encoder(encoder, config) -> None:

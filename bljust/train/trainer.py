@@ -113,8 +113,7 @@ class Trainer:
         self.best_valid = math.inf
         self.chunk_sums: dict[str, float] = defaultdict(float)
         self.weight = 0.0  # weight of g in the last step that drew both batches
-        metric_names = tuple(getattr(self.model.unsup, "metric_names", ()))
-        self.step_log = StepLog(self.exp_dir / "train_steps.csv", metric_names)
+        self.step_log = StepLog(self.exp_dir / "train_steps.csv", self.model.unsup.metric_names)
         self._last_plot = time.time()
         self.on_step: Callable[[Trainer], None] | None = None  # test hook, called after every step
         self._log_model()
