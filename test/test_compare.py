@@ -50,3 +50,19 @@ def test_several_decodings_need_a_choice(tmp_path, capsys):
     assert "several decodings of test (beam, greedy); choose one with --decode" in capsys.readouterr().err
     assert collect([exp], "test", "greedy")[0]["wer"] == 30.0
     assert collect([exp], "test", "beam")[0]["wer"] == 25.0
+
+
+def test_several_decodings_side_by_side_with_examples(tmp_path, capsys):
+    exps = [fake_exp(tmp_path, f"asr_bl_seed{s}", "bljust", s, w) for s, w in ((0, 30.0), (1, 40.0))]
+    for exp, w in zip(exps, (20.0, 24.0)):
+        (exp / "decode_test_lm").mkdir()
+        (exp / "decode_test_lm" / "scores.json").write_text(json.dumps({"wer": {"rate": w}, "cer": {"rate": 8.0}}))
+        (exp / "decode_test_lm" / "alignments.txt").write_text(
+            "utt: u1  errors: 0 / 2 words\nREF: a cat\nHYP: a cat\nEDT:\n\nutt: u2  errors: 1 / 1 words\nREF: dog\nHYP: dig\nEDT: S\n\n"
+            "utt: u3  errors: 0 / 1 words\nREF: x\nHYP: x\nEDT:\n")
+    text = table(collect(exps, "test", ["greedy", "lm"]))
+    assert "| experiment | strategy | seeds | WER % (greedy) | CER % (greedy) | WER % (lm) | CER % (lm) |" in text
+    assert "| bl | bljust | 2 | 35.00 ± 7.07 | 10.00 ± 0.00 | 22.00 ± 2.83 | 8.00 ± 0.00 |" in text
+    assert compare_main([*map(str, exps), "--decode", "greedy", "lm", "--examples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "asr_bl_seed0, decode_test_lm:\n    utt: u1" in out and "    HYP: dig" in out and "u3" not in out

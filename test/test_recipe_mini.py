@@ -119,10 +119,26 @@ def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
         assert "g_code_perplexity" in header and "g_temperature" in header
 
 
+def test_lm_decoding_and_decoding_folders_named_by_their_overrides(recipe):
+    lexicon = (recipe / "data" / "lang" / "char" / "lexicon.txt").read_text().split("\n")
+    labeled = {w for line in (recipe / "data" / "train_labeled" / "text").read_text().splitlines() for w in line.split()[1:]}
+    assert {line.split()[0] for line in lexicon if line} == labeled  # the labeled vocabulary, nothing else
+    assert (recipe / "data" / "lang" / "char" / "lm_word.arpa").read_text().startswith("\n\\data\\\n")
+    proc = run(recipe, "--stage", "6", "--decode_config", "conf/decode_greedy.yaml conf/decode_lm.yaml")
+    exp = recipe / "exp" / "asr_tiny"
+    for name in ("decode_greedy", "decode_lm"):
+        assert json.loads((exp / f"decode_test_{name}" / "scores.json").read_text())["num_utts"] == 6
+        assert "real-time factor" in (exp / f"decode_test_{name}" / "log" / "decode.log").read_text()
+    assert "real-time factor" in proc.stderr
+    run(recipe, "--stage", "6", "--decode_config", "conf/decode_lm.yaml", "--decode_args", "--lm_weight 0.5")
+    assert (exp / "decode_test_decode_lm_lm_weight0.5" / "scores.json").exists()  # never the stale decode_lm
+
+
 def test_rerun_skips_finished_stages(recipe):
     proc = run(recipe)
     for what in ("Stage 1 (data preparation): already done", "Stage 3 (features for train_labeled): already done",
-                 "Stage 4 (token list): already done", "training already finished",
+                 "Stage 4 (token list): already done", "Stage 4 (lexicon and n-gram LMs): already done",
+                 "training already finished",
                  "Stage 6 (decoding test with exp/asr_tiny): already done",
                  "Stage 7 (scoring test with exp/asr_tiny): already done"):
         assert what in proc.stderr

@@ -11,14 +11,16 @@ import argparse
 import sys
 
 from bljust.fileio import atomic_write_text
-from bljust.score.compare import collect, pivot_table, table
+from bljust.score.compare import collect, examples, pivot_table, table
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exp_dirs", nargs="+")
     p.add_argument("--test_set", default="test")
-    p.add_argument("--decode", help="decode config name (decode_<test_set>_<decode>); needed when there are several")
+    p.add_argument("--decode", nargs="+", help="decoding name(s) (decode_<test_set>_<decode>), side by side; "
+                   "needed when an experiment has several")
+    p.add_argument("--examples", type=int, default=0, help="also print this many aligned test utterances per system")
     p.add_argument("--out", help="also write the table to this markdown file")
     p.add_argument("--plot", help="write a PNG comparing validation curves")
     p.add_argument("--pivot", action="store_true",
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
+    if args.examples:
+        text += "\n\nExamples (REF: reference, HYP: hypothesis, EDT: substitution/deletion/insertion):\n\n" + examples(
+            records, args.test_set, args.examples)
     print(text)
     if args.out:
         atomic_write_text(args.out, text + "\n")

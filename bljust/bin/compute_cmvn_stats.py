@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out")
     args = p.parse_args(argv)
     feats = kaldiio.load_scp(args.feats_scp)
-    stats = accumulate_stats(tqdm((feats[k] for k in feats), total=len(feats), desc="cmvn", mininterval=5, file=sys.stderr))
+    stats = accumulate_stats(tqdm((feats[k] for k in feats), total=len(feats), desc="cmvn", mininterval=5, file=sys.stderr, disable=None))
     save_stats(args.out, stats)
     print(f"compute_cmvn_stats: {int(stats[0, -1])} frames from {len(feats)} utterances -> {args.out}", file=sys.stderr)
     return 0

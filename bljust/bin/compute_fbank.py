@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     num_frames: list[str] = []
     skipped: list[str] = []
     try:
-        for utt, samples, _ in tqdm(reader, total=len(reader), desc=f"fbank {args.data_dir}", mininterval=5, file=sys.stderr):
+        for utt, samples, _ in tqdm(reader, total=len(reader), desc=f"fbank {args.data_dir}", mininterval=5, file=sys.stderr, disable=None):
             if config.num_frames(len(samples)) == 0:
                 print(f"WARNING: skipping utterance '{utt}': {len(samples)} samples is shorter than one "
                       f"{config.frame_length_ms:g} ms analysis window", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from bljust.decode.model_io import load_model
 from bljust.fileio import atomic_write_text
 from bljust.text.tokenizer import Tokenizer
 from bljust.train import checkpoint
+
+FRAME_S = 0.01  # fbank frame shift
 
 METHODS = ("greedy", "beam")
 
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
 
+    if args.ngpu > 0 and not torch.cuda.is_available():
+        print("ERROR: --ngpu > 0 but no CUDA device is visible", file=sys.stderr)
+        return 1
     device = "cuda" if args.ngpu > 0 else "cpu"
     tokenizer = Tokenizer(args.token_dir)
     try:
@@ -119,14 +125,24 @@ def main(argv: list[str] | None = None) -> int:
     dataset = FeatureDataset(args.data_dir, args.cmvn)
     batches = BucketBatchSampler(dataset.num_frames, config.max_frames, shuffle=False).batches
     hyps: dict[str, str] = {}
+    network_s = search_s = 0.0
     with torch.no_grad():
-        for utts in tqdm(batches, desc=f"decode {args.data_dir}", file=sys.stderr):
+        # A redrawn bar only at a terminal; a log file gets the summary line below.
+        for utts in tqdm(batches, desc=f"decode {args.data_dir}", file=sys.stderr, disable=None):
+            start = time.perf_counter()
             batch = collate(dataset, utts).to(torch.device(device))
             enc, log_probs = model(batch.feats, batch.lengths)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            middle = time.perf_counter()
             for utt, ids in zip(utts, decode(log_probs, enc.lengths)):
                 hyps[utt] = tokenizer.decode(ids)
+            network_s, search_s = network_s + middle - start, search_s + time.perf_counter() - middle
     atomic_write_text(f"{args.out_dir}/text", "".join(f"{u} {hyps[u]}\n".replace(" \n", "\n") for u in sorted(hyps, key=str.encode)))
-    print(f"decode: {len(hyps)} utterances -> {args.out_dir}/text", file=sys.stderr)
+    audio_s = sum(dataset.num_frames.values()) * FRAME_S
+    print(f"decode: {len(hyps)} utterances ({audio_s:.1f} s of audio) -> {args.out_dir}/text; {config.method} "
+          f"real-time factor {(network_s + search_s) / audio_s:.4f} (network {network_s / audio_s:.4f}, "
+          f"search {search_s / audio_s:.4f}; {torch.get_num_threads()} threads, {device})", file=sys.stderr)
     return 0
 
 

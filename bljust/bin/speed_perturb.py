@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     wav_scp, utt2spk, text, utt2dur = {}, {}, {}, {}
     try:
         reader = AudioReader(args.src, target_sr=args.fs)
-        for utt, samples, sr in tqdm(reader, total=len(reader), desc="speed perturbation", file=sys.stderr):
+        for utt, samples, sr in tqdm(reader, total=len(reader), desc="speed perturbation", file=sys.stderr, disable=None):
             for f in factors:
                 prefix = "" if f == 1.0 else f"sp{f:g}-"
                 new = prefix + utt

@@ -151,7 +151,7 @@ def _transfer(url: str, part: Path, *, timeout: float, progress: bool, db_var: s
         received = start
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=part.name.removesuffix(".part"), disable=not progress, file=sys.stderr,
+            desc=part.name.removesuffix(".part"), disable=not progress or not sys.stderr.isatty(), file=sys.stderr,
         ) as bar:
             try:
                 while chunk := response.read(CHUNK):

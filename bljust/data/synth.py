@@ -642,7 +642,7 @@ def make_corpus(audio_dir: str | os.PathLike, data_dir: str | os.PathLike, confi
 
     if num_workers is None:  # starting a worker costs seconds (importing torch): not worth it for a few files
         num_workers = 1 if len(jobs) < _MIN_JOBS_FOR_WORKERS else min(4, _num_cpus())
-    bar = tqdm(total=len(jobs), desc="synthesising", unit="utt", file=sys.stderr, disable=not progress,
+    bar = tqdm(total=len(jobs), desc="synthesising", unit="utt", file=sys.stderr, disable=not progress or not sys.stderr.isatty(),
                mininterval=1)
     if num_workers <= 1:
         lengths = []

@@ -24,16 +24,23 @@ def _scores(exp_dir: Path, test_set: str, decode: str | None) -> dict:
     return json.loads(found[0].read_text())
 
 
-def collect(exp_dirs: list[str | os.PathLike], test_set: str, decode: str | None = None) -> list[dict]:
-    """One record per experiment: name, group (its config without the seed), scores and budget."""
+def collect(exp_dirs: list[str | os.PathLike], test_set: str, decode: str | list[str] | None = None) -> list[dict]:
+    """One record per experiment: name, group (its config without the seed), budget, and for each
+    decoding in ``decode`` (several names: several decodings side by side) its WER and CER;
+    ``wer`` and ``cer`` are the first decoding's."""
+    names = [decode] if isinstance(decode, str) or decode is None else list(decode)
     records = []
     for exp_dir in map(Path, exp_dirs):
-        scores = _scores(exp_dir, test_set, decode)
+        rates = {}
+        for name in names:
+            scores = _scores(exp_dir, test_set, name)
+            rates[name] = (scores["wer"]["rate"], scores["cer"]["rate"])
         config = yaml.safe_load((exp_dir / "config.yaml").read_text())
         seed = config.pop("seed", 0)
+        first = rates[names[0]]
         records.append({
-            "name": exp_dir.name, "group": re.sub(r"_seed\d+$", "", exp_dir.name.removeprefix("asr_")),
-            "strategy": config["strategy"], "seed": seed, "wer": scores["wer"]["rate"], "cer": scores["cer"]["rate"],
+            "name": exp_dir.name, "dir": exp_dir, "group": re.sub(r"_seed\d+$", "", exp_dir.name.removeprefix("asr_")),
+            "strategy": config["strategy"], "seed": seed, "wer": first[0], "cer": first[1], "rates": rates,
             "budget": budget(exp_dir),
         })
     return records
@@ -50,16 +57,39 @@ def table(records: list[dict]) -> str:
     groups: dict[str, list[dict]] = {}
     for r in records:
         groups.setdefault(r["group"], []).append(r)
-    lines = ["| experiment | strategy | seeds | test WER % | test CER % | steps (per phase) | labeled h | unlabeled h | train time s (mean) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    decodes = list(records[0]["rates"]) if records else []
+    if len(decodes) == 1:
+        rate_heads = ["test WER %", "test CER %"]
+    else:
+        rate_heads = [f"{kind} % ({name})" for name in decodes for kind in ("WER", "CER")]
+    lines = ["| experiment | strategy | seeds | " + " | ".join(rate_heads)
+             + " | steps (per phase) | labeled h | unlabeled h | train time s (mean) |",
+             "|---|---|---|" + "---|" * len(rate_heads) + "---|---|---|---|"]
     for group, rs in groups.items():
         b = rs[0]["budget"]
         phases = ", ".join(f"{k[:-6]} {v}" for k, v in b.items() if k.endswith("_steps"))
         wall = statistics.mean(r["budget"].get("wall_s", 0.0) for r in rs)
-        lines.append(f"| {group} | {rs[0]['strategy']} | {len(rs)} | {_mean_std([r['wer'] for r in rs])} | "
-                     f"{_mean_std([r['cer'] for r in rs])} | {b.get('steps', '?')} ({phases}) | "
+        rates = " | ".join(_mean_std([r["rates"][name][i] for r in rs]) for name in decodes for i in (0, 1))
+        lines.append(f"| {group} | {rs[0]['strategy']} | {len(rs)} | {rates} | {b.get('steps', '?')} ({phases}) | "
                      f"{b.get('labeled_hours', 0):.2f} | {b.get('unlabeled_hours', 0):.2f} | {wall:.0f} |")
     return "\n".join(lines)
+
+
+def examples(records: list[dict], test_set: str, count: int = 2) -> str:
+    """The first ``count`` aligned test utterances (reference, hypothesis, edits) of each group's
+    first experiment, for each of its decodings, from the scoring stage's alignments.txt."""
+    out, seen = [], set()
+    for r in records:
+        if r["group"] in seen:
+            continue
+        seen.add(r["group"])
+        for name in r["rates"]:
+            found = sorted(r["dir"].glob(f"decode_{test_set}_{name or '*'}/alignments.txt"))
+            if not found:
+                continue
+            blocks = found[0].read_text().strip().split("\n\n")[:count]
+            out += [f"{r['name']}, {found[0].parent.name}:", *("    " + b.replace("\n", "\n    ") for b in blocks), ""]
+    return "\n".join(out).rstrip()
 
 
 def pivot_table(records: list[dict]) -> str:

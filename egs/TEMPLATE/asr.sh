@@ -42,14 +42,15 @@ num_mel_bins=80
 token_type=char      # char, unigram or bpe
 nbpe=100             # vocabulary size for unigram/bpe
 token_listdir=data/token_list  # token lists go to <token_listdir>/<type> (per-language recipes: one folder each)
+lm_order=3           # word n-gram of the lang directory (stage 4), from the labeled transcripts only
 # Training and decoding
 train_config=""      # one YAML, or several ("conf/a.yaml conf/b.yaml"): one experiment each, then compared
 train_args=""        # overrides, e.g. "--max_epochs 3 --phases.train.lr 5e-4"
 tag=""               # experiment name; default: the config name (+ train_args)
 seeds=""             # e.g. "0 1 2": one experiment per seed (tag suffix _seed<N>), aggregated in the comparison
 comparison=""        # comparison table/plot prefix; default: $expdir/comparison
-decode_config=""
-decode_args=""
+decode_config=""     # one YAML, or several ("conf/decode_greedy.yaml conf/decode_lm.yaml"): each decodes every experiment
+decode_args=""       # overrides, e.g. "--beam_size 20"; they name the decoding folder too
 
 help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<sets>\" --train_config <yaml> [options]
 Options (defaults in brackets):
@@ -62,9 +63,10 @@ Options (defaults in brackets):
   --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
   --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
   --token_listdir DIR          token lists go to DIR/<type> [$token_listdir]
+  --lm_order N                 word n-gram order of the lang directory (lexicon + LMs, stage 4) [$lm_order]
   --train_config \"<yaml> [<yaml> ...]\", --train_args \"--key value ...\", --tag <name>
   --seeds \"0 1 2\"               one experiment per seed, compared as mean +- std
-  --decode_config <yaml>, --decode_args \"--key value ...\""
+  --decode_config \"<yaml> [<yaml> ...]\", --decode_args \"--key value ...\""
 
 . utils/parse_options.sh
 [ $# -eq 0 ] || die "unexpected arguments: $*"
@@ -76,7 +78,7 @@ Options (defaults in brackets):
 [ -n "$train_config" ] || die "--train_config is required"
 for config in $train_config; do [ -f "$config" ] || die "--train_config $config: no such file"; done
 [ -n "$comparison" ] || comparison="$expdir/comparison"
-[ -z "$decode_config" ] || [ -f "$decode_config" ] || die "--decode_config $decode_config: no such file"
+for config in $decode_config; do [ -f "$config" ] || die "--decode_config $config: no such file"; done
 case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
 
 experiment_tag() {  # <train_config> <seed or empty>
@@ -89,6 +91,7 @@ experiment_tag() {  # <train_config> <seed or empty>
     echo "$t${2:+_seed$2}"
 }
 if [ "$token_type" = char ]; then token_dir=$token_listdir/char; else token_dir=$token_listdir/${token_type}${nbpe}; fi
+lang_dir=$(dirname "$token_listdir")/lang/$(basename "$token_dir")  # data/lang/char: lexicon and n-gram LMs
 fbank_dir="$dumpdir/fbank"
 
 # ---------------------------------------------------------------------------------------
@@ -177,11 +180,22 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
             "data/$train_set/text" "$token_dir"
         touch "$token_dir/.done"
     fi
+    if ! skip_if_done "$lang_dir/.done" "Stage 4 (lexicon and n-gram LMs)"; then
+        log "Stage 4: lexicon and n-gram LMs from data/$train_set/text (labeled transcripts only) -> $lang_dir"
+        python -m bljust.bin.make_lang --text "data/$train_set/text" --token_dir "$token_dir" \
+            --out_dir "$lang_dir" --word_order "$lm_order"
+        touch "$lang_dir/.done"
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------
 # Stages 5-7 run once per experiment: each training config, and each seed of --seeds.
-decode_name=$(basename "${decode_config:-default}" .yaml)
+# A decoding is named after its config and overrides, so changing either decodes anew.
+decode_names=()
+for config in ${decode_config:-default}; do
+    decode_names+=("$(basename "$config" .yaml)$(echo "$decode_args" | sed -e 's/--/_/g' -e 's/[ =/|]//g')")
+done
+decode_configs=(${decode_config:-""})
 
 run_experiment() {  # <train_config> <seed or empty>
     local config=$1 seed=$2 exp args=$train_args dset out
@@ -204,26 +218,31 @@ run_experiment() {  # <train_config> <seed or empty>
     fi
 
     if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-        for dset in $test_sets; do
-            out="$exp/decode_${dset}_${decode_name}"
-            skip_if_done "$out/.done" "Stage 6 (decoding $dset with $exp)" && continue
-            log "Stage 6: decoding $dset -> $out"
-            # shellcheck disable=SC2086
-            ${decode_cmd} "$out/log/decode.log" \
-                python -m bljust.bin.decode ${decode_config:+--config "$decode_config"} --ngpu "$ngpu" \
-                    --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
-                    --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
-            touch "$out/.done"
+        for i in "${!decode_names[@]}"; do
+            for dset in $test_sets; do
+                out="$exp/decode_${dset}_${decode_names[$i]}"
+                skip_if_done "$out/.done" "Stage 6 (decoding $dset with $exp)" && continue
+                log "Stage 6: decoding $dset -> $out"
+                # shellcheck disable=SC2086
+                ${decode_cmd} "$out/log/decode.log" \
+                    python -m bljust.bin.decode ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --ngpu "$ngpu" \
+                        --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
+                        --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
+                grep -h "real-time factor" "$out/log/decode.log" | sed 's/^/    /' || true
+                touch "$out/.done"
+            done
         done
     fi
 
     if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-        for dset in $test_sets; do
-            out="$exp/decode_${dset}_${decode_name}"
-            skip_if_done "$out/.done_scoring" "Stage 7 (scoring $dset with $exp)" && continue
-            log "Stage 7: scoring $out"
-            python -m bljust.bin.score "$fbank_dir/$dset/text" "$out/text" "$out"
-            touch "$out/.done_scoring"
+        for name in "${decode_names[@]}"; do
+            for dset in $test_sets; do
+                out="$exp/decode_${dset}_${name}"
+                skip_if_done "$out/.done_scoring" "Stage 7 (scoring $dset with $exp)" && continue
+                log "Stage 7: scoring $out"
+                python -m bljust.bin.score "$fbank_dir/$dset/text" "$out/text" "$out"
+                touch "$out/.done_scoring"
+            done
         done
         python -m bljust.bin.make_results "$exp"
     fi
@@ -239,7 +258,7 @@ done
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ ${#experiments[@]} -gt 1 ]; then
     for dset in $test_sets; do
         log "Comparison on $dset -> $comparison.md, $comparison.png"
-        python -m bljust.bin.compare --test_set "$dset" --decode "$decode_name" --out "${comparison}_$dset.md" \
+        python -m bljust.bin.compare --test_set "$dset" --decode "${decode_names[@]}" --examples 2 --out "${comparison}_$dset.md" \
             --plot "${comparison}_$dset.png" "${experiments[@]}"
     done
 fi
