@@ -97,6 +97,9 @@ def test_end_to_end(recipe):
     # Both experiments side by side, with their budgets.
     comparison = (recipe / "exp" / "comparison_test.md").read_text()
     assert "| tiny | supervised | 1 |" in comparison and "| tiny_bljust | bljust | 1 |" in comparison
+    assert "WER % (decode_greedy) | CER % (decode_greedy) | WER % (decode_lm) | CER % (decode_lm)" in comparison
+    assert "asr_tiny, decode_test_decode_lm:\n    utt: " in comparison  # example transcripts
+    assert "real-time factor" in proc.stderr
     assert (recipe / "exp" / "comparison_test.png").exists()
     # Every data directory the recipe wrote follows Kaldi's rules.
     for d in ("train_labeled", "dev", "test"):
@@ -129,7 +132,7 @@ def test_lm_decoding_and_decoding_folders_named_by_their_overrides(recipe):
     for name in ("decode_greedy", "decode_lm"):
         assert json.loads((exp / f"decode_test_{name}" / "scores.json").read_text())["num_utts"] == 6
         assert "real-time factor" in (exp / f"decode_test_{name}" / "log" / "decode.log").read_text()
-    assert "real-time factor" in proc.stderr
+    assert "Stage 6 (decoding test with exp/asr_tiny): already done" in proc.stderr  # run.sh's default decodings
     run(recipe, "--stage", "6", "--decode_config", "conf/decode_lm.yaml", "--decode_args", "--lm_weight 0.5")
     assert (exp / "decode_test_decode_lm_lm_weight0.5" / "scores.json").exists()  # never the stale decode_lm
 

@@ -228,7 +228,7 @@ run_experiment() {  # <train_config> <seed or empty>
                     python -m bljust.bin.decode ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --ngpu "$ngpu" \
                         --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
                         --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
-                grep -h "real-time factor" "$out/log/decode.log" | sed 's/^/    /' || true
+                grep -h "real-time factor" "$out/log/decode.log" | sed 's/^/    /' >&2 || true
                 touch "$out/.done"
             done
         done
