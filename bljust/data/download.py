@@ -163,6 +163,8 @@ def _transfer(url: str, part: Path, *, timeout: float, progress: bool, db_var: s
     # http.client returns a short body silently when the peer closes early: count it ourselves.
     if total is not None and received < total:
         raise _Interrupted(f"the connection closed after {received} of {total} bytes")
+    if progress and not sys.stderr.isatty():  # a log file gets one line, not a redrawn bar
+        print(f"download: {part.name.removesuffix('.part')}: {received / 2**20:.1f} MiB", file=sys.stderr)
 
 
 def _transfer_with_retries(url: str, part: Path, *, retries: int, timeout: float, progress: bool,
