@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask
+from bljust.models.encoder import EncoderOutput, apply_mask, halve_lengths, lengths_to_padding_mask
 from bljust.models.norm import MaskedBatchNorm2d
 
 
@@ -84,7 +84,7 @@ class CnnLstmEncoder(nn.Module):
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames after the conv stack: each stride-2 conv (padding k//2) maps L to floor((L - 1) / 2) + 1."""
         for _ in range(self.n_strided):
-            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+            lengths = halve_lengths(lengths)
         return lengths
 
     @property
@@ -100,7 +100,7 @@ class CnnLstmEncoder(nn.Module):
         out_lengths = lengths
         for layer in self.convs:
             if layer.conv.stride[0] == 2:
-                out_lengths = torch.div(out_lengths - 1, 2, rounding_mode="floor") + 1
+                out_lengths = halve_lengths(out_lengths)
             padding = lengths_to_padding_mask(out_lengths, (x.shape[2] - 1) // layer.conv.stride[0] + 1)
             # Batch statistics come from valid frames only, and padded frames are zeroed after
             # every layer, so an utterance's output does not depend on what it is batched with.

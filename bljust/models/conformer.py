@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torchaudio.models import Conformer
 
-from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask
+from bljust.models.encoder import EncoderOutput, apply_mask, halve_lengths, lengths_to_padding_mask
 
 
 @dataclass
@@ -58,11 +58,6 @@ class ConformerConfig:
             raise ValueError(f"encoder_conf.subsampling must be 4 (two stride-2 convs), got {self.subsampling!r}")
 
 
-def _halve(lengths: torch.Tensor) -> torch.Tensor:
-    """Frames after one Conv2d(kernel 3, stride 2, padding 1): floor((L + 2 - 3) / 2) + 1 = ceil(L / 2)."""
-    return torch.div(lengths + 1, 2, rounding_mode="floor")
-
-
 class ConformerEncoder(nn.Module):
     def __init__(self, input_dim: int, config: ConformerConfig):
         super().__init__()
@@ -85,13 +80,13 @@ class ConformerEncoder(nn.Module):
             _check_layer(layer)
         self.latent_dim = self.output_dim = config.d_model
         self.causal = False  # attention and the centred depthwise conv read future frames
-        self.min_input_frames = next(n for n in range(1, 64) if int(self.output_lengths(torch.tensor(n))) >= 1)
+        self.min_input_frames = 1  # ceil(L / 4) >= 1 for every L >= 1
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Input frames [B] -> encoder frames [B]: ceil(ceil(L / 2) / 2) = ceil(L / 4) = floor((L + 3) / 4).
 
         Each subsampling conv (kernel 3, stride 2, padding 1) maps L to ceil(L / 2)."""
-        return _halve(_halve(lengths))
+        return halve_lengths(halve_lengths(lengths))
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor | None = None,
                 mask_embedding: torch.Tensor | None = None) -> EncoderOutput:
@@ -106,10 +101,10 @@ class ConformerEncoder(nn.Module):
                              f"{self.min_input_frames} frame minimum")
         # Front end: [B, 1, T, F] -> [B, C, T/2, F/2] -> [B, C, T', F'], padded frames zeroed each time.
         x = feats.unsqueeze(1).masked_fill(lengths_to_padding_mask(lengths, feats.shape[1])[:, None, :, None], 0.0)
-        len1 = _halve(lengths)
+        len1 = halve_lengths(lengths)
         x = torch.relu(self.sub1(x))
         x = x.masked_fill(lengths_to_padding_mask(len1, x.shape[2])[:, None, :, None], 0.0)
-        out_lengths = _halve(len1)
+        out_lengths = halve_lengths(len1)
         x = torch.relu(self.sub2(x))
         pad = lengths_to_padding_mask(out_lengths, x.shape[2])  # [B, T'] True on padding
         x = x.masked_fill(pad[:, None, :, None], 0.0)

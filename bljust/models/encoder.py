@@ -52,6 +52,11 @@ def apply_mask(latent: torch.Tensor, mask: torch.Tensor | None, mask_embedding: 
     return torch.where(mask.unsqueeze(-1), mask_embedding.to(latent.dtype), latent)
 
 
+def halve_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Frames after a stride-2 convolution with an odd kernel k and padding k // 2: ceil(L / 2)."""
+    return torch.div(lengths + 1, 2, rounding_mode="floor")
+
+
 def lengths_to_padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
     """lengths [B] -> bool [B, T], True where the frame is padding."""
     max_len = int(lengths.max()) if max_len is None else max_len

@@ -44,25 +44,21 @@ class MaskedBatchNorm2d(nn.Module):
         if valid is not None and valid.shape != (x.shape[0], x.shape[2]):
             raise ValueError(f"valid {tuple(valid.shape)} does not match the batch and time of {tuple(x.shape)}")
         shape = (1, -1, 1, 1)
-        if valid is not None:
-            # torch.where, not a product: padded inf/nan must reach neither the statistics nor
-            # (through 0 * inf in the backward pass) the gradients
-            x = torch.where(valid[:, None, :, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+        if valid is None:
+            valid = torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device)
+        keep = valid[:, None, :, None]  # [B, 1, T, 1]
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        # torch.where, not a product: padded inf/nan must reach neither the statistics nor
+        # (through 0 * inf in the backward pass) the gradients
+        x = torch.where(keep, x, zero)
         if not self.training:
             mean, var = self.running_mean, self.running_var
         else:
-            if valid is None:
-                n = x.shape[0] * x.shape[2] * x.shape[3]
-                mean = x.mean(dim=(0, 2, 3))
-                var = (x - mean.view(shape)).square().mean(dim=(0, 2, 3))
-            else:
-                keep = valid[:, None, :, None]  # [B, 1, T, 1]
-                n = int(valid.sum()) * x.shape[3]
-                if n == 0:
-                    raise ValueError("MaskedBatchNorm2d: no valid frame in the batch")
-                mean = x.sum(dim=(0, 2, 3)) / n  # padded positions are 0 here
-                dev = torch.where(keep, x - mean.view(shape), torch.zeros((), dtype=x.dtype, device=x.device))
-                var = dev.square().sum(dim=(0, 2, 3)) / n
+            n = int(valid.sum()) * x.shape[3]
+            if n == 0:
+                raise ValueError("MaskedBatchNorm2d: no valid frame in the batch")
+            mean = x.sum(dim=(0, 2, 3)) / n  # padded positions are 0 here
+            var = torch.where(keep, x - mean.view(shape), zero).square().sum(dim=(0, 2, 3)) / n
             if n < 2:
                 raise ValueError(f"MaskedBatchNorm2d: need more than 1 value per channel when training, got {n}")
             with torch.no_grad():

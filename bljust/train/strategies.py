@@ -39,6 +39,11 @@ class Phase:
     unlabeled: bool  # draws an unlabeled batch: the step's loss has g
     groups: tuple[str, ...]  # parameter groups the phase updates
 
+    @property
+    def joint(self) -> bool:
+        """Draws both batches: its steps minimise f + w g."""
+        return self.labeled and self.unlabeled
+
 
 SUP = Phase(labeled=True, unlabeled=False, groups=("theta", "phi"))
 UNSUP = Phase(labeled=False, unlabeled=True, groups=("theta", "eta"))
@@ -86,22 +91,28 @@ class Strategy:
     def draws(self, chunk: Chunk, weight: float) -> tuple[bool, bool]:
         """(labeled, unlabeled): the batches the step needs. With w = 0, g is not computed at all."""
         phase = self.phases[chunk.phase]
-        return phase.labeled, phase.unlabeled and (weight > 0 or not phase.labeled)
+        return phase.labeled, phase.unlabeled and (weight > 0 or not phase.joint)
+
+    def theta_grad_scale(self, chunk: Chunk, weight: float) -> float | None:
+        """None: a joint step minimises f + w g. A number s: g enters the sum unweighted and the
+        gradient it sends into theta is scaled by s (``AsrModel.unsupervised_loss``)."""
+        return None
 
     def loss(self, model: AsrModel, chunk: Chunk, labeled: Batch | None, unlabeled: Batch | None, weight: float,
              generator: torch.Generator | None) -> StepLoss:
         """f, g or f + w * g: one backward gives theta grad f + w grad g, phi grad f, eta w grad g."""
         f = g = None
         metrics: dict[str, float] = {}
+        scale = self.theta_grad_scale(chunk, weight) if labeled is not None else None
         if labeled is not None:
             f = model.supervised_loss(labeled.feats, labeled.lengths, labeled.targets, labeled.target_lengths)
         if unlabeled is not None:
-            g, metrics = model.unsupervised_loss(unlabeled.feats, unlabeled.lengths, generator)
+            g, metrics = model.unsupervised_loss(unlabeled.feats, unlabeled.lengths, generator, theta_grad_scale=scale)
         if f is None:
             return StepLoss(g, None, g, metrics)
         if g is None:
             return StepLoss(f, f, None, metrics)
-        return StepLoss(f + weight * g, f, g, metrics)
+        return StepLoss(f + (weight if scale is None else 1.0) * g, f, g, metrics)
 
     def after_step(self, chunk: Chunk) -> None:
         pass
@@ -175,13 +186,9 @@ class Bljust(Strategy):
             return min(1.0, 1.0 / weight)
         return 1.0
 
-    def loss(self, model, chunk, labeled, unlabeled, weight, generator):
-        if not (chunk.phase == "joint" and unlabeled is not None and self.config.bljust.eta_grad_scale == "one"):
-            return super().loss(model, chunk, labeled, unlabeled, weight, generator)
+    def theta_grad_scale(self, chunk, weight):
         # The reference code's variant: eta gets grad g, theta still gets grad f + gamma grad g.
-        f = model.supervised_loss(labeled.feats, labeled.lengths, labeled.targets, labeled.target_lengths)
-        g, metrics = model.unsupervised_loss(unlabeled.feats, unlabeled.lengths, generator, theta_grad_scale=weight)
-        return StepLoss(f + g, f, g, metrics)
+        return weight if chunk.phase == "joint" and self.config.bljust.eta_grad_scale == "one" else None
 
     def after_step(self, chunk):
         if chunk.phase == "joint":

@@ -258,7 +258,7 @@ class Trainer:
         cfg, strategy = self.config, self.strategy
         phase = strategy.phases[chunk.phase]
         weight = strategy.weight(chunk)
-        if phase.labeled and phase.unlabeled:
+        if phase.joint:
             self.weight = weight
         draw_labeled, draw_unlabeled = strategy.draws(chunk, weight)
         labeled = self.labeled.next().to(self.device) if draw_labeled else None
@@ -282,7 +282,7 @@ class Trainer:
             self.unlabeled_hours += int(unlabeled.lengths.sum()) * FRAME_S / 3600
         s = self.chunk_sums
         row = {"step": self.steps, "phase": chunk.phase, "epoch": chunk.epoch, "f": "", "g": "",
-               "gamma": round(weight, 6) if phase.labeled and phase.unlabeled else "",
+               "gamma": round(weight, 6) if phase.joint else "",
                **{f"lr_{k}": f"{lrs[k]:.3e}" if k in lrs else "" for k in ("theta", "phi", "eta")}}
         for name, value in (("f", loss.f), ("g", loss.g)):
             if value is not None:
@@ -301,7 +301,7 @@ class Trainer:
         valid_f, valid_g, valid_cer = diagnostics.validate(self.model, self.valid_batches, self.tokenizer,
                                                            self.valid_set.targets)
         s = self.chunk_sums
-        both = self.strategy.phases[chunk.phase].labeled and self.strategy.phases[chunk.phase].unlabeled
+        both = self.strategy.phases[chunk.phase].joint
         row = {"chunk": self.chunk_index + 1, "phase": chunk.phase, "epoch": chunk.epoch, "steps": self.steps,
                "train_f": round(s["f"] / s["nf"], 4) if s["nf"] else "", "train_g": round(s["g"] / s["ng"], 4) if s["ng"] else "",
                "valid_f": round(valid_f, 4), "valid_g": round(valid_g, 4), "valid_cer": round(valid_cer, 4),
