@@ -66,3 +66,28 @@ def test_several_decodings_side_by_side_with_examples(tmp_path, capsys):
     assert compare_main([*map(str, exps), "--decode", "greedy", "lm", "--examples", "2"]) == 0
     out = capsys.readouterr().out
     assert "asr_bl_seed0, decode_test_lm:\n    utt: u1" in out and "    HYP: dig" in out and "u3" not in out
+
+
+def test_plot_compares_systems(tmp_path, monkeypatch):
+    """The PNG has the bars of every system and decoding, and validation curves from train_log.csv
+    (rows of pre-training, with no labeled hours, left out)."""
+    exps = [fake_exp(tmp_path, f"asr_sup_seed{s}", "supervised", s, 30.0 + s) for s in range(2)]
+    exps.append(fake_exp(tmp_path, "asr_bl", "bljust", 0, 20.0))
+    for exp in exps:
+        (exp / "train_log.csv").write_text("steps,valid_cer,labeled_hours\n10,0.9,0.0\n20,0.5,0.1\n30,0.3,0.2\n")
+    out = tmp_path / "cmp.png"
+    assert compare_main([*map(str, exps), "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    import matplotlib.pyplot as plt
+    from bljust.train import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))  # keep the figure to inspect it
+    plots.plot_comparison(collect(exps, "test"), out)
+    wer, _, curves = figures[0].axes
+    heights = [round(p.get_height(), 2) for p in wer.patches]
+    assert heights == [30.5, 20.0]  # mean over the two seeds, then bljust
+    assert [list(line.get_xdata()) for line in curves.lines] == [[0.1, 0.2]] * 3
+    assert [list(line.get_ydata()) for line in curves.lines][0] == [50.0, 30.0]
+    plt.close(figures[0])

@@ -4,7 +4,7 @@ import torch
 
 from bljust.config import ConfigError
 from bljust.decode.greedy import ctc_greedy
-from bljust.models.asr_model import AsrModel, ModelConfig
+from bljust.models.asr_model import AsrModel, ModelConfig, utterance_mean_norm
 from bljust.models.ctc import min_ctc_frames
 
 
@@ -34,6 +34,29 @@ def test_padding_does_not_change_outputs():
     n = int(alone.lengths[0])
     assert torch.allclose(alone.context[0, :n], padded.context[0, :n], atol=1e-5)
     assert torch.all(padded.latent[0, n:] == 0)
+
+
+def test_utterance_input_norm():
+    """input_norm: utterance subtracts each utterance's mean over its valid frames; padding stays 0,
+    so an utterance gives the same outputs alone or padded, and a constant offset changes nothing."""
+    feats, lengths = torch.randn(2, 30, 80), torch.tensor([30, 12])
+    feats[1, 12:] = 0
+    normed = utterance_mean_norm(feats, lengths)
+    assert torch.allclose(normed[0], feats[0] - feats[0].mean(0), atol=1e-6)
+    assert torch.allclose(normed[1, :12], feats[1, :12] - feats[1, :12].mean(0), atol=1e-6)
+    assert torch.all(normed[1, 12:] == 0)
+
+    conf = {"cnn_layers": 3, "latent_dim": 32, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0}
+    model = AsrModel(80, 10, ModelConfig("cnn_lstm", conf, input_norm="utterance")).eval()
+    shifted = feats + torch.linspace(-3, 3, 80)  # a different average spectrum, e.g. another voice
+    shifted[1, 12:] = 0
+    a, _ = model(feats, lengths)
+    b, _ = model(shifted, lengths)
+    alone, _ = model(feats[1:, :12], lengths[1:])
+    assert torch.allclose(a.context, b.context, atol=1e-5)
+    assert torch.allclose(alone.context[0], a.context[1, :alone.context.shape[1]], atol=1e-5)
+    with pytest.raises(ConfigError, match="input_norm 'speaker'"):
+        AsrModel(80, 10, ModelConfig("cnn_lstm", conf, input_norm="speaker"))
 
 
 def test_parameter_groups_partition_the_model():

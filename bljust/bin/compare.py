@@ -3,7 +3,7 @@
     python -m bljust.bin.compare --test_set test --out exp/compare.md exp/asr_pt_ft exp/asr_bljust
 
 Experiments whose names differ only by a trailing ``_seed<N>`` are aggregated
-(mean ± std). With --plot, validation curves of all experiments go into one PNG.
+(mean ± std). With --plot, a PNG shows the systems' test error rates and validation curves.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                    "needed when an experiment has several")
     p.add_argument("--examples", type=int, default=0, help="also print this many aligned test utterances per system")
     p.add_argument("--out", help="also write the table to this markdown file")
-    p.add_argument("--plot", help="write a PNG comparing validation curves")
+    p.add_argument("--plot", help="write a PNG comparing the systems (test WER/CER per decoding, validation CER)")
     p.add_argument("--pivot", action="store_true",
                    help="one row per setting (tag without its strategy suffix), one WER column per strategy")
     args = p.parse_args(argv)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         from bljust.train.plots import plot_comparison
 
-        plot_comparison(args.exp_dirs, args.plot)
+        plot_comparison(records, args.plot)
     return 0
 
 

@@ -342,13 +342,13 @@ class Voice:
 class SynthConfig:
     """What corpus to generate. The same config gives the same corpus, byte for byte."""
     seed: int = 0
-    num_train_labeled: int = 600
-    num_train_unlabeled: int = 1500
-    num_dev: int = 100
+    num_train_labeled: int = 1000
+    num_train_unlabeled: int = 2400
+    num_dev: int = 150
     num_test: int = 200
-    voices_labeled: int = 4
-    voices_unlabeled: int = 24
-    voices_dev: int = 2
+    voices_labeled: int = 8
+    voices_unlabeled: int = 40
+    voices_dev: int = 3
     voices_test: int = 4
     snr_min: float = 15.0  # dB
     snr_max: float = 30.0

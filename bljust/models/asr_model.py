@@ -27,6 +27,20 @@ class ModelConfig:
     sup_conf: dict = field(default_factory=dict)
     unsup: str = "cpc"
     unsup_conf: dict = field(default_factory=dict)
+    # "utterance": subtract each utterance's mean feature vector (over its valid frames) before the
+    # encoder, on top of the global CMVN of the data: removes a voice's and a channel's average
+    # spectrum. "none": the features as given.
+    input_norm: str = "none"
+
+
+INPUT_NORMS = ("none", "utterance")
+
+
+def utterance_mean_norm(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """feats [B, T, F], lengths [B] -> feats minus each row's mean over its first lengths[b] frames (padding stays 0)."""
+    valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+    mean = (feats * valid).sum(1, keepdim=True) / lengths.clamp(min=1)[:, None, None].to(feats.dtype)
+    return (feats - mean) * valid
 
 
 def _build(registry: dict, kind: str, key: str, conf: dict, where: str):
@@ -65,11 +79,17 @@ class AsrModel(nn.Module):
             raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
         self.sup = sup_cls(self.encoder.output_dim, vocab_size, sup_conf)
         self.unsup = unsup_cls(self.encoder.output_dim, self.encoder.latent_dim, unsup_conf)
+        if config.input_norm not in INPUT_NORMS:
+            raise ConfigError(f"{where}: unknown input_norm '{config.input_norm}' (known: {', '.join(INPUT_NORMS)})")
+        self.utterance_norm = config.input_norm == "utterance"
         self.input_dim, self.vocab_size = input_dim, vocab_size
+
+    def _normalize(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return utterance_mean_norm(feats, lengths.to(feats.device)) if self.utterance_norm else feats
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderOutput, torch.Tensor]:
         """feats [B, T, F], lengths [B] -> (encoder output, supervised head output, e.g. CTC log-probs [B, T', V])"""
-        enc = self.encoder(feats, lengths)
+        enc = self.encoder(self._normalize(feats, lengths), lengths)
         return enc, self.sup(enc.context)
 
     def supervised_loss(self, feats: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
@@ -93,7 +113,7 @@ class AsrModel(nn.Module):
         if theta_grad_scale is not None and mask_embedding is not None:
             # Its gradient comes back through the encoder, which scales it by s: undo that.
             mask_embedding = scale_grad(mask_embedding, 1.0 / theta_grad_scale)
-        enc = self.encoder(feats, lengths, mask, mask_embedding)
+        enc = self.encoder(self._normalize(feats, lengths), lengths, mask, mask_embedding)
         if theta_grad_scale is not None:
             enc = EncoderOutput(scale_grad(enc.latent, theta_grad_scale), scale_grad(enc.context, theta_grad_scale),
                                 enc.lengths)

@@ -93,6 +93,7 @@ class TrainConfig:
     sup_conf: dict = field(default_factory=dict)
     unsup: str = "cpc"  # unsupervised head eta and its loss g
     unsup_conf: dict = field(default_factory=dict)
+    input_norm: str = "none"  # "utterance": subtract each utterance's mean feature vector (a model setting, so decoding does too)
     strategy: str = "supervised"  # supervised, pt_ft, just, bljust
     max_epochs: int = 10  # K
     pretrain_epochs: int = 0  # pt_ft: epochs of pre-training before the max_epochs of fine-tuning; 0 = max_epochs
@@ -135,7 +136,8 @@ class TrainConfig:
 
     @property
     def model(self) -> ModelConfig:
-        return ModelConfig(self.encoder, self.encoder_conf, self.sup, self.sup_conf, self.unsup, self.unsup_conf)
+        return ModelConfig(self.encoder, self.encoder_conf, self.sup, self.sup_conf, self.unsup, self.unsup_conf,
+                           self.input_norm)
 
 
 def load_train_config(path: str | None, overrides: dict | None = None) -> TrainConfig:

@@ -75,18 +75,38 @@ def plot_experiment(exp_dir: str | os.PathLike) -> Path:
     return out
 
 
-def plot_comparison(exp_dirs: list[str | os.PathLike], out: str | os.PathLike) -> Path:
-    """Validation CER, valid f and valid g against gradient steps for several experiments."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for exp_dir in map(Path, exp_dirs):
-        cols = _columns(exp_dir / "train_log.csv", "steps", ["valid_cer", "valid_f", "valid_g"])
-        xs, ys = cols["valid_cer"]
-        axes[0].plot(xs, [100 * y for y in ys], "o-", ms=3, label=exp_dir.name)
-        axes[1].plot(*cols["valid_f"], "o-", ms=3, label=exp_dir.name)
-        axes[2].plot(*cols["valid_g"], "o-", ms=3, label=exp_dir.name)
-    for ax, title in zip(axes, ("validation CER (%)", "validation f (CTC)", "validation g (unsupervised)")):
-        ax.set(title=title, xlabel="gradient step")
+def plot_comparison(records: list[dict], out: str | os.PathLike) -> Path:
+    """Systems side by side: test WER and CER per decoding (bars; mean and sample std over seeds), and
+    validation CER against labeled hours processed (pre-training, which processes none, is left out).
+
+    ``records``: ``bljust.score.compare.collect``'s, one per experiment.
+    """
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["group"], []).append(r)
+    decodes = list(records[0]["rates"]) if records else []
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    width = 0.8 / max(1, len(decodes))
+    for k, (ax, title) in enumerate(zip(axes[:2], ("test WER (%)", "test CER (%)"))):
+        for j, name in enumerate(decodes):
+            values = [[r["rates"][name][k] for r in rs] for rs in groups.values()]
+            means = [sum(v) / len(v) for v in values]
+            stds = [(sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+                    for v, m in zip(values, means)]
+            xs = [i + (j - (len(decodes) - 1) / 2) * width for i in range(len(groups))]
+            bars = ax.bar(xs, means, width, yerr=stds, capsize=3, label=name or "decode")
+            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize=8)
+        ax.set(title=title)
         ax.legend(fontsize=7)
+    ax = axes[2]
+    for color, (group, rs) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10, groups.items()):
+        for i, r in enumerate(rs):
+            cols = _columns(Path(r["dir"]) / "train_log.csv", "labeled_hours", ["valid_cer"])
+            points = [(x, 100 * y) for x, y in zip(*cols["valid_cer"]) if x > 0]
+            ax.plot(*zip(*points) if points else ([], []), "o-", ms=3, color=color, label=group if i == 0 else None)
+    ax.set(title="validation CER (%)", xlabel="labeled hours processed")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     out = Path(out)
     _save(fig, out)

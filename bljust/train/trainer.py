@@ -233,7 +233,10 @@ class Trainer:
                 "wall_s": round(self.wall_s, 1)}
 
     def _label(self, chunk: Chunk) -> str:
-        return f"{chunk.phase} {chunk.epoch}/{self.config.max_epochs}" if chunk.epoch else chunk.phase
+        if not chunk.epoch:
+            return chunk.phase
+        epochs = max(c.epoch or 0 for c in self.plan if c.phase == chunk.phase)
+        return f"{chunk.phase} {chunk.epoch}/{epochs}"
 
     def _run_chunk(self, chunk: Chunk) -> None:
         # A redrawn bar is for a person at a terminal; a log file gets the chunk's summary line.

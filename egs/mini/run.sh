@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Embedded default recipe: synthetic speech generated offline, trained and scored on a CPU
-# in minutes. By default it trains PT+FT and BL-JUST on the same budget, decodes the test set
-# greedily and with the word lexicon and 3-gram of data/lang/char (from the labeled
-# transcripts only), and prints the results side by side. Any asr.sh option can be added, e.g.
-#   ./run.sh --stage 5 --train_config conf/train_supervised.yaml
+# in minutes. By default it trains supervised-only, PT+FT and BL-JUST on the same labeled budget,
+# the three at once (one thread each), decodes the test set greedily and with the word lexicon
+# and 3-gram of data/lang/char (from the labeled transcripts only), and prints the results side
+# by side. Any asr.sh option can be added, e.g.
+#   ./run.sh --stage 5 --train_config conf/train_just.yaml
 #   ./run.sh --stage 5 --seeds "0 1 2" --train_config "conf/train_supervised.yaml conf/train_pt_ft.yaml conf/train_just.yaml conf/train_bljust.yaml"
 set -euo pipefail
 
@@ -14,6 +15,7 @@ set -euo pipefail
     --unlabeled_set train_unlabeled \
     --nj 2 \
     --token_type char \
-    --train_config "conf/train_pt_ft.yaml conf/train_bljust.yaml" \
+    --train_config "conf/train_supervised.yaml conf/train_pt_ft.yaml conf/train_bljust.yaml" \
+    --train_jobs 3 \
     --decode_config "conf/decode_greedy.yaml conf/decode_lm.yaml" \
     "$@"

@@ -9,13 +9,13 @@
 set -euo pipefail
 
 seed=0
-num_train_labeled=600
-num_train_unlabeled=1500
-num_dev=100
+num_train_labeled=1000
+num_train_unlabeled=2400
+num_dev=150
 num_test=200
-voices_labeled=4
-voices_unlabeled=24
-voices_dev=2
+voices_labeled=8
+voices_unlabeled=40
+voices_dev=3
 voices_test=4
 snr_min=15
 snr_max=30
