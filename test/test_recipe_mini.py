@@ -86,7 +86,10 @@ def test_end_to_end(recipe):
     assert scores["num_utts"] == 6 and scores["wer"]["ref_len"] > 0
     results = (exp / "RESULTS.md").read_text()
     assert "| decode_test_decode_greedy | 6 |" in results and "./asr.sh" in results
-    assert "| decode_test_decode_greedy | 6 |" in proc.stdout  # the table is printed at the end
+    # run.sh trains its experiments at the same time (--train_jobs), each logging to its folder.
+    assert "Stages 5-7: 2 experiments, 3 at a time" in proc.stderr
+    assert "| decode_test_decode_greedy | 6 |" in (exp / "asr.log").read_text()
+    assert "score: exp/asr_tiny_bljust/decode_test_decode_lm: WER" in proc.stderr
     assert (exp / "run.sh").exists() and (exp / "training_curves.png").exists()
     assert len((exp / "train_log.csv").read_text().splitlines()) == 3  # header + one row per epoch
     steps = len((exp / "train_steps.csv").read_text().splitlines()) - 1
@@ -151,6 +154,20 @@ def test_other_config_gets_its_own_experiment(recipe):
     run(recipe, "--stage", "5", "--train_config", "conf/tiny_other.yaml")
     assert (recipe / "exp" / "asr_tiny_other" / "RESULTS.md").exists()
     assert (recipe / "exp" / "asr_tiny" / "RESULTS.md").exists()
+
+
+def test_failed_parallel_experiment_is_reported(recipe):
+    """With --train_jobs, a failing experiment does not stop the others; the run fails at the end
+    naming it and showing the end of its log."""
+    (recipe / "conf" / "tiny_broken.yaml").write_text(TINY_CONFIG.replace("max_epochs: 2", "max_epochs: 1\nno_such_key: 1"))
+    proc = run(recipe, "--stage", "5", "--train_jobs", "2", "--train_config", "conf/tiny_other.yaml conf/tiny_broken.yaml",
+               check=False)
+    assert proc.returncode != 0
+    assert "ERROR: exp/asr_tiny_broken failed; the end of exp/asr_tiny_broken/asr.log:" in proc.stderr
+    assert "no_such_key" in proc.stderr
+    assert (recipe / "exp" / "asr_tiny_other" / ".asr_ok").exists()  # the other one finished
+    proc = run(recipe, "--stage", "5", "--train_jobs", "two", check=False)
+    assert proc.returncode != 0 and "--train_jobs must be a positive integer, got 'two'" in proc.stderr
 
 
 def test_unknown_option_is_named(recipe):

@@ -342,7 +342,7 @@ class Voice:
 class SynthConfig:
     """What corpus to generate. The same config gives the same corpus, byte for byte."""
     seed: int = 0
-    num_train_labeled: int = 1000
+    num_train_labeled: int = 1500
     num_train_unlabeled: int = 2400
     num_dev: int = 150
     num_test: int = 200

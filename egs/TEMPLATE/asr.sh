@@ -281,7 +281,7 @@ else
     failed=0
     for exp in "${experiments[@]}"; do
         if [ -f "$exp/.asr_ok" ]; then
-            grep -h "^score:" "$exp/asr.log" >&2 || true
+            grep -h -e "^score:" -e "real-time factor" "$exp/asr.log" >&2 || true
         else
             log "ERROR: $exp failed; the end of $exp/asr.log:"; tail -n 5 "$exp/asr.log" >&2; failed=1
         fi

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 seed=0
-num_train_labeled=1000
+num_train_labeled=1500
 num_train_unlabeled=2400
 num_dev=150
 num_test=200
