@@ -27,6 +27,7 @@ class UnsupOutput(NamedTuple):
 class UnsupHead(Protocol):
     mask_embedding: torch.Tensor | None  # [D_latent], or None for heads that mask nothing
     metric_names: tuple[str, ...]  # the keys of UnsupOutput.metrics (columns g_<name> of train_steps.csv)
+    reads_context: bool  # False: the loss reads only the latent frames, so the encoder skips its context network
 
     @staticmethod
     def check_encoder(encoder, config) -> None:

@@ -208,6 +208,7 @@ class ContrastiveHead(nn.Module):
         super().__init__()
         self.config = cfg = config or ContrastiveConfig()
         self.mask_embedding = nn.Parameter(torch.empty(latent_dim).uniform_())
+        self.reads_context = True
         self.quantizer = self.project_q = self.target_proj = None
         if cfg.quantize_targets:
             self.quantizer = GumbelProductQuantizer(

@@ -108,6 +108,7 @@ class CpcHead(nn.Module):
     def __init__(self, context_dim: int, latent_dim: int, config: CpcConfig | None = None):
         super().__init__()
         self.config = config or CpcConfig()
+        self.reads_context = self.config.context == "encoder"  # else its own GRU over the latent frames
         self.autoregressive = None
         if self.config.context == "autoregressive":
             self.autoregressive = nn.GRU(latent_dim, self.config.ar_dim, batch_first=True)
@@ -189,6 +190,6 @@ class CpcHead(nn.Module):
         # An empty slice of every input and parameter adds exactly 0 but keeps them all in the
         # graph: a batch (or step) without predictions still backpropagates, and
         # torch.autograd.grad over eta never meets an unused parameter.
-        anchor = sum(x.narrow(0, 0, 0).sum() for x in (latent, enc.context, context, *self.parameters()))
+        anchor = sum(x.narrow(0, 0, 0).sum() for x in (latent, context, *self.parameters()))
         loss = total / max(count, 1) + anchor
         return UnsupOutput(loss, {"accuracy": correct.item() / max(count, 1), "predictions": count})

@@ -113,10 +113,10 @@ class AsrModel(nn.Module):
         if theta_grad_scale is not None and mask_embedding is not None:
             # Its gradient comes back through the encoder, which scales it by s: undo that.
             mask_embedding = scale_grad(mask_embedding, 1.0 / theta_grad_scale)
-        enc = self.encoder(self._normalize(feats, lengths), lengths, mask, mask_embedding)
+        enc = self.encoder(self._normalize(feats, lengths), lengths, mask, mask_embedding, need_context=head.reads_context)
         if theta_grad_scale is not None:
-            enc = EncoderOutput(scale_grad(enc.latent, theta_grad_scale), scale_grad(enc.context, theta_grad_scale),
-                                enc.lengths)
+            enc = EncoderOutput(scale_grad(enc.latent, theta_grad_scale),
+                                None if enc.context is None else scale_grad(enc.context, theta_grad_scale), enc.lengths)
         return head(enc, mask, generator)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -93,9 +93,9 @@ class CnnLstmEncoder(nn.Module):
         return self.config.subsampling
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor | None = None,
-                mask_embedding: torch.Tensor | None = None) -> EncoderOutput:
+                mask_embedding: torch.Tensor | None = None, need_context: bool = True) -> EncoderOutput:
         """feats [B, T, F], lengths [B], mask [B, T'] bool, mask_embedding [D]
-        -> EncoderOutput(latent [B, T', D] (unmasked), context [B, T', 2H], lengths [B])"""
+        -> EncoderOutput(latent [B, T', D] (unmasked), context [B, T', 2H] (None without need_context), lengths [B])"""
         x = feats.unsqueeze(1)  # [B, 1, T, F]
         out_lengths = lengths
         for layer in self.convs:
@@ -108,6 +108,8 @@ class CnnLstmEncoder(nn.Module):
         b, c, t, f = x.shape
         latent = self.proj(x.transpose(1, 2).reshape(b, t, c * f))
         latent = latent.masked_fill(lengths_to_padding_mask(out_lengths, t).unsqueeze(-1), 0.0)
+        if not need_context:
+            return EncoderOutput(latent, None, out_lengths)
         masked = apply_mask(latent, mask, mask_embedding)
         packed = pack_padded_sequence(self.dropout(masked), out_lengths.cpu(), batch_first=True, enforce_sorted=False)
         context, _ = self.lstm(packed)

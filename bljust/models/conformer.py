@@ -89,10 +89,11 @@ class ConformerEncoder(nn.Module):
         return halve_lengths(halve_lengths(lengths))
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor | None = None,
-                mask_embedding: torch.Tensor | None = None) -> EncoderOutput:
+                mask_embedding: torch.Tensor | None = None, need_context: bool = True) -> EncoderOutput:
         """feats [B, T, F], lengths [B]; mask [B, T'] bool (True: replace that latent frame by
         ``mask_embedding`` [d_model] before the Conformer blocks)
-        -> EncoderOutput(latent [B, T', d_model] unmasked, context [B, T', d_model], lengths [B])
+        -> EncoderOutput(latent [B, T', d_model] unmasked, context [B, T', d_model] (None without
+        need_context), lengths [B])
         with T' = ceil(T / 4); frames beyond each utterance's length are zero in latent and context."""
         if feats.dim() != 3 or feats.shape[2] != self.input_dim:
             raise ValueError(f"expected feats [B, T, {self.input_dim}], got {tuple(feats.shape)}")
@@ -110,6 +111,8 @@ class ConformerEncoder(nn.Module):
         x = x.masked_fill(pad[:, None, :, None], 0.0)
         b, c, t, f = x.shape
         latent = self.proj(x.transpose(1, 2).reshape(b, t, c * f)).masked_fill(pad.unsqueeze(-1), 0.0)
+        if not need_context:
+            return EncoderOutput(latent, None, out_lengths)
 
         x = apply_mask(latent, mask, mask_embedding).masked_fill(pad.unsqueeze(-1), 0.0)
         x = self.dropout(x).transpose(0, 1)  # torchaudio's layers take [T, B, D]

@@ -17,12 +17,13 @@ import torch
 
 class EncoderOutput(NamedTuple):
     """latent:  [B, T', D_latent] local features before the context network, never masked
-    context: [B, T', D_context] context-network output (what the supervised head reads)
+    context: [B, T', D_context] context-network output (what the supervised head reads), or None
+             when the caller asked for the latent frames only (``need_context=False``)
     lengths: [B] number of valid frames in each row of latent/context
     """
 
     latent: torch.Tensor
-    context: torch.Tensor
+    context: torch.Tensor | None
     lengths: torch.Tensor
 
 
@@ -36,9 +37,11 @@ class Encoder(Protocol):
         """Input frames [B] -> latent/context frames [B]."""
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor | None = None,
-                mask_embedding: torch.Tensor | None = None) -> EncoderOutput:
+                mask_embedding: torch.Tensor | None = None, need_context: bool = True) -> EncoderOutput:
         """feats [B, T, F], lengths [B]; mask [B, T'] bool (True: replace that latent frame by
-        ``mask_embedding`` [D_latent] before the context network) -> EncoderOutput."""
+        ``mask_embedding`` [D_latent] before the context network) -> EncoderOutput.
+        ``need_context=False`` skips the context network (context None): for a loss that reads
+        the latent frames only, running it would cost a forward and a backward of zeros."""
 
 
 def apply_mask(latent: torch.Tensor, mask: torch.Tensor | None, mask_embedding: torch.Tensor | None) -> torch.Tensor:
