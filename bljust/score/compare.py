@@ -76,8 +76,9 @@ def table(records: list[dict]) -> str:
 
 
 def examples(records: list[dict], test_set: str, count: int = 2) -> str:
-    """The first ``count`` aligned test utterances (reference, hypothesis, edits) of each group's
-    first experiment, for each of its decodings, from the scoring stage's alignments.txt."""
+    """``count`` aligned test utterances (reference, hypothesis, edits) of each group's first
+    experiment, for each of its decodings, from the scoring stage's alignments.txt: spread evenly
+    over the sorted test set, so several speakers show (the same utterances for every system)."""
     out, seen = [], set()
     for r in records:
         if r["group"] in seen:
@@ -87,7 +88,8 @@ def examples(records: list[dict], test_set: str, count: int = 2) -> str:
             found = sorted(r["dir"].glob(f"decode_{test_set}_{name or '*'}/alignments.txt"))
             if not found:
                 continue
-            blocks = found[0].read_text().strip().split("\n\n")[:count]
+            blocks = found[0].read_text().strip().split("\n\n")
+            blocks = [blocks[i * len(blocks) // count] for i in range(min(count, len(blocks)))]
             out += [f"{r['name']}, {found[0].parent.name}:", *("    " + b.replace("\n", "\n    ") for b in blocks), ""]
     return "\n".join(out).rstrip()
 

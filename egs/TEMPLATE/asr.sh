@@ -292,7 +292,7 @@ fi
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ ${#experiments[@]} -gt 1 ]; then
     for dset in $test_sets; do
         log "Comparison on $dset -> $comparison.md, $comparison.png"
-        python -m bljust.bin.compare --test_set "$dset" --decode "${decode_names[@]}" --examples 2 --out "${comparison}_$dset.md" \
+        python -m bljust.bin.compare --test_set "$dset" --decode "${decode_names[@]}" --examples 3 --out "${comparison}_$dset.md" \
             --plot "${comparison}_$dset.png" "${experiments[@]}"
     done
 fi
