@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import logging
 from collections import Counter
 
 import pytest
@@ -13,8 +15,9 @@ from bljust.models import ENCODERS
 from bljust.models.asr_model import AsrModel, ModelConfig
 from bljust.text.tokenizer import Tokenizer
 from bljust.train.config import load_train_config
+from bljust.train import checkpoint
 from bljust.train.strategies import STRATEGIES, Chunk, penalty
-from bljust.train.trainer import Trainer, TrainData
+from bljust.train.trainer import NonFiniteError, Trainer, TrainData
 
 TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
               "unsup_conf": {"steps": 3, "num_negatives": 8, "ar_dim": 32}}
@@ -171,7 +174,7 @@ CONTRASTIVE = {"num_negatives": 4, "final_dim": 8, "codebook_entries": 8, "code_
 
 
 @pytest.mark.parametrize("unsup", ["cpc", "contrastive"])
-def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup):
+def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup, caplog):
     cfg = config(strategy="bljust", max_epochs=2, checkpoint_interval=2, diag_interval=3,
                  encoder_conf={"dropout": 0.2}, phases={"explore": {"steps": 2}, "joint": {"steps": 5}, "finetune": {"steps": 2}},
                  **({"unsup": "contrastive", "unsup_conf": CONTRASTIVE} if unsup == "contrastive" else {}))
@@ -188,8 +191,14 @@ def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup):
     first.on_step = interrupt
     with pytest.raises(KeyboardInterrupt):
         first.fit()
+    # A newest checkpoint cut short (a crash while another tool copied it, a full disk): skipped with a warning.
+    ckpts = tmp_path / "cut" / "checkpoints"
+    (ckpts / "step_11.pt").write_bytes((ckpts / "step_10.pt").read_bytes()[:5000])
     second = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "cut")
-    assert second.resume()
+    with caplog.at_level(logging.WARNING):
+        assert second.resume()
+    assert "step_11.pt: unreadable" in caplog.text and "falling back to the previous checkpoint" in caplog.text
+    (ckpts / "step_11.pt").unlink()
     assert (second.steps, second.plan[second.chunk_index].phase, second.step_in_chunk) == (10, "joint", 1)
     assert second.weight == pytest.approx(0.5)
     second.fit()
@@ -200,6 +209,23 @@ def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup):
         assert quantizer.num_updates.item() == full.model.unsup.quantizer.num_updates.item() > 0
         assert quantizer.temperature == full.model.unsup.quantizer.temperature < CONTRASTIVE["gumbel_decay"] * 2.0
     assert steps_csv(tmp_path / "full") == steps_csv(tmp_path / "cut")
+
+
+class Payload:
+    """Any class: unpickling one could run code."""
+
+
+def test_checkpoints_load_without_unpickling(tmp_path):
+    """Checkpoints hold tensors and plain data only; one carrying any other object is refused."""
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save({"rng": checkpoint.rng_state(), "model": {"w": torch.ones(2)}}, path)
+    assert checkpoint.load(path)["model"]["w"].tolist() == [1.0, 1.0]
+    torch.save({"model": {"w": torch.ones(2)}, "payload": Payload()}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="ckpt.pt: refused, it carries a pickled payload"):
+        checkpoint.load(path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="ckpt.pt: unreadable"):
+        checkpoint.load(path)
 
 
 # ---- acceptance 5: bad configs fail before training, naming the key -----------------------------
@@ -235,3 +261,39 @@ def test_encoder_without_latent_is_rejected(monkeypatch):
     monkeypatch.setitem(ENCODERS, "no_latent", (_NoLatentEncoder, NoConf))
     with pytest.raises(ConfigError, match="encoder 'no_latent' cannot be used with unsup 'cpc'.*latent_dim"):
         AsrModel(80, 10, ModelConfig("no_latent", {}))
+
+
+def test_nonfinite_steps_are_skipped_and_counted(tiny_corpus, tmp_path, caplog):
+    """NaN features on chosen steps: those updates are skipped, counted and logged with their
+    utterances; every saved parameter is finite. Only NaN batches: training stops, saying why."""
+    cfg = config(strategy="bljust", max_epochs=2, phases={"explore": {"steps": 2}, "joint": {"steps": 3}, "finetune": {"steps": 2}})
+    trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "exp")
+    poisoned, calls = {2, 5}, {"n": 0}  # the 2nd and 5th labeled batches
+    next_batch = trainer.labeled.next
+
+    def next_poisoned():
+        batch = next_batch()
+        calls["n"] += 1
+        if calls["n"] in poisoned:
+            batch.feats[0, :3] = float("nan")
+        return batch
+
+    trainer.labeled.next = next_poisoned
+    with caplog.at_level(logging.WARNING):
+        trainer.fit()
+    assert trainer.skipped_steps == 2 and json.loads((tmp_path / "exp" / "budget.json").read_text())["skipped_steps"] == 2
+    assert caplog.text.count("non-finite loss or gradient") == 2 and "update skipped (2 so far), utterances: " in caplog.text
+    for name in ("model_best.pt", "model_last.pt", *(f"checkpoints/{p.name}" for p in (tmp_path / "exp" / "checkpoints").iterdir())):
+        state = checkpoint.load(tmp_path / "exp" / name)["model"]
+        assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()), name
+
+    always = Trainer(config(max_nonfinite_in_a_row=3), TrainData(**tiny_corpus), tmp_path / "nan")
+    next_always = always.labeled.next
+    always.labeled.next = lambda: _nan(next_always())
+    with pytest.raises(NonFiniteError, match=r"3 steps in a row had a non-finite loss or gradient \(the last at step 3;"):
+        always.fit()
+
+
+def _nan(batch):
+    batch.feats[:] = float("nan")
+    return batch

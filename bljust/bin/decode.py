@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    model = load_model(model_path, device)
+    try:
+        model = load_model(model_path, device)
+    except checkpoint.CheckpointError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
     decode = decode or model.sup.greedy
     dataset = FeatureDataset(args.data_dir, args.cmvn)
     batches = BucketBatchSampler(dataset.num_frames, config.max_frames, shuffle=False).batches

@@ -18,7 +18,7 @@ import torch
 from bljust.config import ConfigError, parse_overrides
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
-from bljust.train.trainer import Trainer, TrainData
+from bljust.train.trainer import NonFiniteError, Trainer, TrainData
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     if args.resume:
-        trainer.resume()
+        try:
+            trainer.resume()
+        except checkpoint.CheckpointError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 1
     try:
         trainer.fit()
     except KeyboardInterrupt:
         return 130
+    except NonFiniteError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

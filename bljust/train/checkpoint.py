@@ -7,6 +7,7 @@ continue training exactly (model, optimizers, data-stream positions, RNG states)
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -39,15 +40,34 @@ def prune(ckpt_dir: str | os.PathLike, keep: int) -> None:
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global RNG states as tensors, lists and numbers only, so checkpoints load without unpickling."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached_gaussian]}
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
 
 
+class CheckpointError(ValueError):
+    """A checkpoint or model package that cannot be read, or that carries more than data."""
+
+
 def load(path: str | os.PathLike) -> dict:
-    # weights_only=False: our own checkpoints carry RNG states and config dicts.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint or model package, read with ``weights_only=True``: tensors, numbers, strings,
+    lists and dicts only. Anything else (a pickled object, which could run code) is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise CheckpointError(f"{path}: refused, it carries a pickled payload beyond tensors and plain "
+                                  f"data (an object of {found.group(1)})") from None
+        raise CheckpointError(f"{path}: unreadable (not a checkpoint, or a damaged one)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None

@@ -107,6 +107,7 @@ class TrainConfig:
     checkpoint_interval: int = 0  # also checkpoint every this many steps (0: only at the end of each chunk)
     diag_interval: int = 25  # every this many steps log cos(grad_theta f, grad_theta g) and their norms; 0 = off
     keep_checkpoints: int = 5  # newest checkpoints kept on disk
+    max_nonfinite_in_a_row: int = 10  # steps with a non-finite loss or gradient skip their update; this many in a row stop training
     num_threads: int = 0  # torch CPU threads; 0 = all cores
 
     def __post_init__(self):
@@ -114,6 +115,8 @@ class TrainConfig:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.max_nonfinite_in_a_row < 1:
+            raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {self.max_nonfinite_in_a_row}")
         if self.just_weight < 0:
             raise ValueError(f"just_weight must be >= 0, got {self.just_weight}")
         allowed = tuple(STRATEGIES[self.strategy].phases)

@@ -30,7 +30,7 @@ import yaml
 from tqdm import tqdm
 
 from bljust.config import ConfigError, to_dict
-from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
+from bljust.data.dataset import Batch, BucketBatchSampler, FeatureDataset, collate
 from bljust.features.specaug import spec_augment
 from bljust.fileio import atomic_write_text
 from bljust.models.asr_model import AsrModel
@@ -55,6 +55,10 @@ class TrainData:
     token_dir: str
     cmvn: str | None = None
     unlabeled_dir: str | None = None
+
+
+class NonFiniteError(RuntimeError):
+    """Training stopped: too many steps in a row with a non-finite loss or gradient."""
 
 
 class Trainer:
@@ -111,6 +115,7 @@ class Trainer:
         self.phase_steps: dict[str, int] = defaultdict(int)
         self.labeled_hours = self.unlabeled_hours = self.wall_s = 0.0
         self.best_valid = math.inf
+        self.skipped_steps = self.skipped_in_a_row = 0  # steps whose loss or gradient was not finite
         self.chunk_sums: dict[str, float] = defaultdict(float)
         self.weight = 0.0  # weight of g in the last step that drew both batches
         self.step_log = StepLog(self.exp_dir / "train_steps.csv", self.model.unsup.metric_names)
@@ -155,13 +160,21 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------
 
     COUNTERS = ("chunk_index", "step_in_chunk", "steps", "labeled_hours", "unlabeled_hours",
-                "wall_s", "best_valid", "weight")
+                "wall_s", "best_valid", "weight", "skipped_steps", "skipped_in_a_row")
+
+    def _finite_model_state(self) -> dict:
+        """The model's state dict; a non-finite value anywhere is an error, so it is never saved."""
+        state = self.model.state_dict()
+        bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise NonFiniteError(f"non-finite values in {', '.join(bad)} after step {self.steps}; nothing was saved")
+        return state
 
     def state_dict(self) -> dict:
         return {
             **{k: getattr(self, k) for k in self.COUNTERS}, "phase_steps": dict(self.phase_steps),
             "chunk_sums": dict(self.chunk_sums), "strategy": self.strategy.state_dict(),
-            "model": self.model.state_dict(), "optimizers": self.optimizers.state_dict(),
+            "model": self._finite_model_state(), "optimizers": self.optimizers.state_dict(),
             "labeled": self.labeled.state_dict(),
             "unlabeled": self.unlabeled.state_dict() if self.unlabeled else None,
             "specaug_gen": self.specaug_gen.get_state(), "unsup_gen": self.unsup_gen.get_state(),
@@ -186,7 +199,7 @@ class Trainer:
     def model_package(self) -> dict:
         """What decoding needs, nothing more."""
         return {"config": to_dict(self.config.model), "input_dim": self.model.input_dim,
-                "vocab_size": self.model.vocab_size, "steps": self.steps, "model": self.model.state_dict()}
+                "vocab_size": self.model.vocab_size, "steps": self.steps, "model": self._finite_model_state()}
 
     def save_checkpoint(self) -> None:
         self.step_log.flush()
@@ -197,8 +210,15 @@ class Trainer:
         found = checkpoint.step_checkpoints(self.ckpt_dir)
         if not found:
             return False
-        step, path = found[-1]
-        state = checkpoint.load(path)
+        for step, path in reversed(found):  # an unreadable newest one (a crash mid-write elsewhere): the one before
+            try:
+                state = checkpoint.load(path)
+                break
+            except checkpoint.CheckpointError as e:
+                log.warning("%s; falling back to the previous checkpoint", e)
+        else:
+            raise checkpoint.CheckpointError(f"{self.ckpt_dir}: none of the {len(found)} checkpoints can be read "
+                                             "(see the warnings above); move them away to start afresh")
         if state["config"] != to_dict(self.config):
             log.warning("%s was written with a different config; continuing with the current one", path)
         self.load_state_dict(state)
@@ -230,7 +250,7 @@ class Trainer:
         return {"steps": self.steps, **{f"{p}_steps": n for p, n in self.phase_steps.items()},
                 "params_m": round(inference_params / 1e6, 3),
                 "labeled_hours": round(self.labeled_hours, 3), "unlabeled_hours": round(self.unlabeled_hours, 3),
-                "wall_s": round(self.wall_s, 1)}
+                "wall_s": round(self.wall_s, 1), **({"skipped_steps": self.skipped_steps} if self.skipped_steps else {})}
 
     def _label(self, chunk: Chunk) -> str:
         if not chunk.epoch:
@@ -269,12 +289,24 @@ class Trainer:
         if labeled is not None:
             labeled = replace(labeled, feats=spec_augment(labeled.feats, labeled.lengths, cfg.specaug, self.specaug_gen))
         self.model.zero_grad(set_to_none=True)
+        buffers = [b.clone() for b in self.model.buffers()]  # batch-norm statistics move in the forward pass
         loss = strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
-        loss.total.backward()
-        phase_config = cfg.phases[chunk.phase]
-        factor = lr_factor(self.phase_steps[chunk.phase], phase_config.warmup_steps, self.phase_total[chunk.phase],
-                           phase_config.anneal, phase_config.final_lr_ratio) * strategy.lr_factor(chunk, weight)
-        lrs = self.optimizers.step(chunk.phase, factor)
+        finite = bool(torch.isfinite(loss.total))
+        if finite:
+            loss.total.backward()
+            grads = [p.grad.sum() for p in self.model.parameters() if p.grad is not None]
+            finite = not grads or bool(torch.isfinite(torch.stack(grads)).all())  # one sum per tensor: one sync
+        lrs = {}
+        if finite:
+            self.skipped_in_a_row = 0
+            phase_config = cfg.phases[chunk.phase]
+            factor = lr_factor(self.phase_steps[chunk.phase], phase_config.warmup_steps, self.phase_total[chunk.phase],
+                               phase_config.anneal, phase_config.final_lr_ratio) * strategy.lr_factor(chunk, weight)
+            lrs = self.optimizers.step(chunk.phase, factor)
+        else:
+            for b, saved in zip(self.model.buffers(), buffers):
+                b.copy_(saved)
+            self._skip_update(chunk, loss, labeled, unlabeled)
         strategy.after_step(chunk)
 
         self.steps += 1
@@ -288,7 +320,7 @@ class Trainer:
                "gamma": round(weight, 6) if phase.joint else "",
                **{f"lr_{k}": f"{lrs[k]:.3e}" if k in lrs else "" for k in ("theta", "phi", "eta")}}
         for name, value in (("f", loss.f), ("g", loss.g)):
-            if value is not None:
+            if value is not None and finite:
                 row[name] = round(value.item(), 5)
                 s[name] += row[name]
                 s[f"n{name}"] += 1
@@ -299,6 +331,22 @@ class Trainer:
             row.update(diagnostics.gradient_conflict(self.model, self.valid_batches[0]))
         self.step_log.add(row)
         return row
+
+    def _skip_update(self, chunk: Chunk, loss, labeled: Batch | None, unlabeled: Batch | None) -> None:
+        """A non-finite loss or gradient: no parameter moves, the batches count as seen, the step
+        is logged with its utterances; too many in a row stop training."""
+        self.model.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self.skipped_in_a_row += 1
+        utts = [u for b in (labeled, unlabeled) if b is not None for u in b.utt_ids]
+        values = ", ".join(f"{n} {v.item():.4g}" for n, v in (("f", loss.f), ("g", loss.g)) if v is not None)
+        log.warning("step %d (%s): non-finite loss or gradient (%s); update skipped (%d so far), utterances: %s",
+                    self.steps + 1, chunk.phase, values, self.skipped_steps, " ".join(utts))
+        if self.skipped_in_a_row >= self.config.max_nonfinite_in_a_row:
+            raise NonFiniteError(f"{self.skipped_in_a_row} steps in a row had a non-finite loss or gradient "
+                                 f"(the last at step {self.steps + 1}; see the warnings above for their utterances). "
+                                 "Check those features, or lower the learning rate; max_nonfinite_in_a_row is "
+                                 f"{self.config.max_nonfinite_in_a_row}")
 
     def _end_chunk(self, chunk: Chunk) -> None:
         valid_f, valid_g, valid_cer = diagnostics.validate(self.model, self.valid_batches, self.tokenizer,
