@@ -117,12 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
             decode = CtcBeamSearch(tokenizer, config.beam_size, config.beam_size_token, config.beam_threshold,
                                    config.lm, config.lm_weight, config.word_score, config.lexicon, config.log_add).decode
-    except ValueError as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
-    try:
         model = load_model(model_path, device)
-    except checkpoint.CheckpointError as e:
+    except ValueError as e:  # includes checkpoint.CheckpointError
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     decode = decode or model.sup.greedy

@@ -52,15 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn, args.unlabeled_dir), args.exp_dir,
                           device="cuda" if args.ngpu > 0 else "cpu")
-    except (ConfigError, ValueError) as e:
+        if args.resume:
+            trainer.resume()
+    except (ConfigError, ValueError) as e:  # ValueError includes checkpoint.CheckpointError
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    if args.resume:
-        try:
-            trainer.resume()
-        except checkpoint.CheckpointError as e:
-            print(f"ERROR: {e}", file=sys.stderr)
-            return 1
     try:
         trainer.fit()
     except KeyboardInterrupt:

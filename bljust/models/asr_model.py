@@ -16,7 +16,7 @@ from torch import nn
 from bljust.config import ConfigError, from_dict
 from bljust.losses import UNSUP_HEADS, UnsupOutput
 from bljust.models import ENCODERS, SUP_HEADS
-from bljust.models.encoder import EncoderOutput
+from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
 
 
 @dataclass
@@ -38,7 +38,7 @@ INPUT_NORMS = ("none", "utterance")
 
 def utterance_mean_norm(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """feats [B, T, F], lengths [B] -> feats minus each row's mean over its first lengths[b] frames (padding stays 0)."""
-    valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+    valid = ~lengths_to_padding_mask(lengths, feats.shape[1]).unsqueeze(-1)
     mean = (feats * valid).sum(1, keepdim=True) / lengths.clamp(min=1)[:, None, None].to(feats.dtype)
     return (feats - mean) * valid
 

@@ -46,6 +46,14 @@ def collect(exp_dirs: list[str | os.PathLike], test_set: str, decode: str | list
     return records
 
 
+def by_group(records: list[dict]) -> dict[str, list[dict]]:
+    """The records of each group (a config's seeds), groups in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["group"], []).append(r)
+    return groups
+
+
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
@@ -54,9 +62,7 @@ def _mean_std(values: list[float]) -> str:
 
 def table(records: list[dict]) -> str:
     """Markdown table, one row per group of seeds (mean ± sample std when several)."""
-    groups: dict[str, list[dict]] = {}
-    for r in records:
-        groups.setdefault(r["group"], []).append(r)
+    groups = by_group(records)
     decodes = list(records[0]["rates"]) if records else []
     if len(decodes) == 1:
         rate_heads = ["test WER %", "test CER %"]
@@ -79,11 +85,8 @@ def examples(records: list[dict], test_set: str, count: int = 2) -> str:
     """``count`` aligned test utterances (reference, hypothesis, edits) of each group's first
     experiment, for each of its decodings, from the scoring stage's alignments.txt: spread evenly
     over the sorted test set, so several speakers show (the same utterances for every system)."""
-    out, seen = [], set()
-    for r in records:
-        if r["group"] in seen:
-            continue
-        seen.add(r["group"])
+    out = []
+    for r in (rs[0] for rs in by_group(records).values()):
         for name in r["rates"]:
             found = sorted(r["dir"].glob(f"decode_{test_set}_{name or '*'}/alignments.txt"))
             if not found:

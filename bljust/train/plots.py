@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bljust.fileio import atomic_path  # noqa: E402
+from bljust.score.compare import by_group  # noqa: E402
 
 
 def _columns(path: Path, x: str, ys: list[str]) -> dict[str, tuple[list[float], list[float]]]:
@@ -81,18 +83,15 @@ def plot_comparison(records: list[dict], out: str | os.PathLike) -> Path:
 
     ``records``: ``bljust.score.compare.collect``'s, one per experiment.
     """
-    groups: dict[str, list[dict]] = {}
-    for r in records:
-        groups.setdefault(r["group"], []).append(r)
+    groups = by_group(records)
     decodes = list(records[0]["rates"]) if records else []
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     width = 0.8 / max(1, len(decodes))
     for k, (ax, title) in enumerate(zip(axes[:2], ("test WER (%)", "test CER (%)"))):
         for j, name in enumerate(decodes):
             values = [[r["rates"][name][k] for r in rs] for rs in groups.values()]
-            means = [sum(v) / len(v) for v in values]
-            stds = [(sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
-                    for v, m in zip(values, means)]
+            means = [statistics.mean(v) for v in values]
+            stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
             xs = [i + (j - (len(decodes) - 1) / 2) * width for i in range(len(groups))]
             bars = ax.bar(xs, means, width, yerr=stds, capsize=3, label=name or "decode")
             ax.bar_label(bars, fmt="%.1f", fontsize=7)
