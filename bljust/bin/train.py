@@ -7,6 +7,16 @@
 
 Any config key can be overridden after the named options: ``--phases.train.lr 5e-4``,
 ``--encoder_conf.lstm_layers 4``, ``--max_epochs=20``.
+
+Data-parallel training: launch it with ``torchrun`` (``asr.sh --ngpu N``, ``--nproc_per_node N``,
+``--num_nodes M`` do this), e.g. two CPU processes:
+
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m bljust.bin.train ... --exp_dir exp/x
+
+Each process trains on its share of every batch; ``batch.max_frames`` is per process.
+
+Exit status: 0 done; 1 an error (the message says which); 130 / 143 stopped by SIGINT / SIGTERM
+after writing a checkpoint (the same command with ``--resume`` continues exactly).
 """
 from __future__ import annotations
 
@@ -15,10 +25,11 @@ import sys
 
 import torch
 
+from bljust import distributed
 from bljust.config import ConfigError, parse_overrides
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
-from bljust.train.trainer import NonFiniteError, Trainer, TrainData
+from bljust.train.trainer import NonFiniteError, Stopped, Trainer, TrainData
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cmvn", help="global CMVN statistics (Kaldi stats matrix)")
     p.add_argument("--exp_dir", required=True)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in exp_dir")
-    p.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: the first CUDA device")
+    p.add_argument("--allow_config_change", action="store_true",
+                   help="resume even if the checkpoint was written with other settings or another number of processes")
+    p.add_argument("--ngpu", type=int, default=0,
+                   help="0: CPU; N > 0: CUDA, one GPU per process (N > 1 needs N processes from torchrun)")
     args, rest = p.parse_known_args(argv)
 
     try:
@@ -39,31 +53,50 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
+    world = distributed.world_from_env()
+    problem = None
     if args.ngpu > 0 and not torch.cuda.is_available():
-        print("ERROR: --ngpu > 0 but no CUDA device is visible", file=sys.stderr)
-        return 1
-    if args.ngpu > 1:
-        print("ERROR: --ngpu > 1 (multi-GPU training) is not supported yet; use --ngpu 1", file=sys.stderr)
-        return 1
-    if not args.resume and checkpoint.step_checkpoints(f"{args.exp_dir}/checkpoints"):
-        print(f"ERROR: {args.exp_dir} already holds checkpoints; pass --resume to continue or choose another --exp_dir",
-              file=sys.stderr)
+        problem = "--ngpu > 0 but no CUDA device is visible"
+    elif args.ngpu > 0 and torch.cuda.device_count() < args.ngpu:
+        problem = f"--ngpu {args.ngpu} but only {torch.cuda.device_count()} CUDA device(s) are visible"
+    elif args.ngpu > 1 and world.size == 1:
+        problem = (f"--ngpu {args.ngpu} needs {args.ngpu} processes: launch with torchrun --nproc_per_node "
+                   f"{args.ngpu} (asr.sh --ngpu does)")
+    elif not args.resume and checkpoint.step_checkpoints(f"{args.exp_dir}/checkpoints"):
+        problem = f"{args.exp_dir} already holds checkpoints; pass --resume to continue or choose another --exp_dir"
+    if problem:
+        if world.is_main:
+            print(f"ERROR: {problem}", file=sys.stderr)
         return 1
     try:
-        trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn, args.unlabeled_dir), args.exp_dir,
-                          device="cuda" if args.ngpu > 0 else "cpu")
-        if args.resume:
-            trainer.resume()
-    except (ConfigError, ValueError) as e:  # ValueError includes checkpoint.CheckpointError
-        print(f"ERROR: {e}", file=sys.stderr)
+        device = distributed.init(world, use_cuda=args.ngpu > 0)
+        return _train(args, config, world, device)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args, config, world, device) -> int:
+    def fail(message: object) -> int:
+        print(f"ERROR: {'' if world.is_main else f'[rank {world.rank}] '}{message}", file=sys.stderr)
         return 1
+
+    try:
+        trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn, args.unlabeled_dir),
+                          args.exp_dir, device=device, world=world)
+        if args.resume:
+            trainer.resume(args.allow_config_change)
+    except (ConfigError, ValueError) as e:  # ValueError includes checkpoint.CheckpointError
+        return fail(e)
     try:
         trainer.fit()
     except KeyboardInterrupt:
         return 130
+    except Stopped as e:
+        if world.is_main:
+            print(f"{e}; rerun with --resume to continue", file=sys.stderr)
+        return e.exit_code
     except NonFiniteError as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
+        return fail(e)
     return 0
 
 

@@ -91,12 +91,16 @@ def collate(dataset: FeatureDataset, utts: list[str]) -> Batch:
 class BucketBatchSampler:
     """Groups utterances of similar length into batches of at most ``max_frames`` padded frames.
 
-    Batches are fixed once (sorted by length, then cut); each epoch shuffles their
+    Batches are fixed once (sorted by length, then cut; ``min_batch`` utterances at least, so that
+    every data-parallel rank gets a share); each epoch shuffles their
     order with ``seed + epoch``, so the order is reproducible and resumable from
     ``state_dict()`` (epoch and position within the epoch).
     """
 
-    def __init__(self, lengths: dict[str, int], max_frames: int, shuffle: bool = True, seed: int = 0):
+    def __init__(self, lengths: dict[str, int], max_frames: int, shuffle: bool = True, seed: int = 0,
+                 min_batch: int = 1):
+        if len(lengths) < min_batch:
+            raise ValueError(f"{len(lengths)} utterances cannot fill batches of at least {min_batch}")
         self.shuffle, self.seed = shuffle, seed
         self.epoch, self.position = 1, 0
         ordered = sorted(lengths, key=lambda u: (lengths[u], u))
@@ -104,12 +108,13 @@ class BucketBatchSampler:
         current: list[str] = []
         for utt in ordered:
             # Sorted ascending, so the newest utterance is the longest: padded size = count * its length.
-            if current and (len(current) + 1) * lengths[utt] > max_frames:
+            if len(current) >= min_batch and (len(current) + 1) * lengths[utt] > max_frames:
                 self.batches.append(current)
                 current = []
             current.append(utt)
-        if current:
-            self.batches.append(current)
+        if len(current) < min_batch:  # a short tail joins the batch before it
+            current = self.batches.pop() + current
+        self.batches.append(current)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bljust import distributed
+
 
 class MaskedBatchNorm2d(nn.Module):
     """Batch norm over [B, C, T, F] whose statistics use only the valid time frames.
@@ -54,11 +56,13 @@ class MaskedBatchNorm2d(nn.Module):
         if not self.training:
             mean, var = self.running_mean, self.running_var
         else:
-            n = int(valid.sum()) * x.shape[3]
+            # Under data-parallel training the sums run over every rank's shard, so the statistics
+            # are those of the global batch (``differentiable_sum`` is the identity otherwise).
+            n = int(distributed.sum_(valid.sum().reshape(1))) * x.shape[3]
             if n == 0:
                 raise ValueError("MaskedBatchNorm2d: no valid frame in the batch")
-            mean = x.sum(dim=(0, 2, 3)) / n  # padded positions are 0 here
-            var = torch.where(keep, x - mean.view(shape), zero).square().sum(dim=(0, 2, 3)) / n
+            mean = distributed.differentiable_sum(x.sum(dim=(0, 2, 3))) / n  # padded positions are 0 here
+            var = distributed.differentiable_sum(torch.where(keep, x - mean.view(shape), zero).square().sum(dim=(0, 2, 3))) / n
             if n < 2:
                 raise ValueError(f"MaskedBatchNorm2d: need more than 1 value per channel when training, got {n}")
             with torch.no_grad():

@@ -1,7 +1,11 @@
 """Checkpoints, written atomically, newest N kept.
 
 ``checkpoints/step_<N>.pt`` (after N gradient steps) holds everything needed to
-continue training exactly (model, optimizers, data-stream positions, RNG states);
+continue training exactly (model, optimizers, data-stream positions, every rank's generators
+and CPU and CUDA RNG states). "Exactly" holds on the same kind of device with the same number
+of processes and threads: the resumed run then computes the same numbers as an uninterrupted
+one (bit for bit on CPUs; on GPUs as far as the kernels are deterministic, which cuDNN's RNNs
+and atomics-based reductions are not unless ``torch.use_deterministic_algorithms`` is set);
 ``model_best.pt`` / ``model_last.pt`` hold only what decoding needs.
 """
 from __future__ import annotations
@@ -43,7 +47,9 @@ def rng_state() -> dict:
     """The global RNG states as tensors, lists and numbers only, so checkpoints load without unpickling."""
     name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
     return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached_gaussian]}
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached_gaussian],
+            # the current device's generator (dropout on the GPU), once CUDA is in use
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None}
 
 
 def set_rng_state(state: dict) -> None:
@@ -52,6 +58,8 @@ def set_rng_state(state: dict) -> None:
     name, keys, pos, has_gauss, cached_gaussian = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 class CheckpointError(ValueError):

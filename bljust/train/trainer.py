@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -29,8 +30,10 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from bljust import distributed
 from bljust.config import ConfigError, to_dict
 from bljust.data.dataset import Batch, BucketBatchSampler, FeatureDataset, collate
+from bljust.distributed import SINGLE, World
 from bljust.features.specaug import spec_augment
 from bljust.fileio import atomic_write_text
 from bljust.models.asr_model import AsrModel
@@ -61,12 +64,37 @@ class NonFiniteError(RuntimeError):
     """Training stopped: too many steps in a row with a non-finite loss or gradient."""
 
 
+class Stopped(Exception):
+    """Training stopped by a signal after writing a checkpoint; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, signum: int, steps: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {steps}; a checkpoint was written")
+        self.exit_code = 128 + signum
+
+
+# Settings that change how a run is carried out, not what it computes: a resume may change them.
+OPERATIONAL_KEYS = ("num_threads", "keep_checkpoints", "checkpoint_interval", "diag_interval", "max_nonfinite_in_a_row")
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """'key: saved -> current' for every setting that differs, nested keys dotted."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "(absent)"), current.get(key, "(absent)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
+
+
 class Trainer:
-    def __init__(self, config: TrainConfig, data: TrainData, exp_dir: str | os.PathLike, device: str = "cpu"):
-        self.config, self.exp_dir = config, Path(exp_dir)
+    def __init__(self, config: TrainConfig, data: TrainData, exp_dir: str | os.PathLike, device: str | torch.device = "cpu",
+                 world: World = SINGLE):
+        self.config, self.exp_dir, self.world = config, Path(exp_dir), world
         self.ckpt_dir = self.exp_dir / "checkpoints"
         self.exp_dir.mkdir(parents=True, exist_ok=True)
-        setup_logging(self.exp_dir)
+        setup_logging(self.exp_dir, world.rank)
         self.device = torch.device(device)
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
@@ -81,15 +109,19 @@ class Trainer:
         self.valid_set = FeatureDataset(data.valid_dir, data.cmvn, self.tokenizer)
         input_dim = self.train_set[self.train_set.utt_ids[0]][0].shape[1]
         self.model = AsrModel(input_dim, self.tokenizer.vocab_size, config.model).to(self.device)
+        distributed.broadcast_module(self.model)
+        if world.distributed:  # dropout, masks and negatives differ across ranks, as their data does
+            torch.manual_seed(config.seed + 7919 * world.rank)
         self.groups = self.model.parameter_groups()
 
         bc = config.batch
-        self.labeled = BatchStream(self.train_set, self._usable(self.train_set, "train"), bc.max_frames, bc.shuffle, config.seed)
+        self.labeled = BatchStream(self.train_set, self._usable(self.train_set, "train"), bc.max_frames, bc.shuffle,
+                                   config.seed, world)
         self.unlabeled = None
         if config.uses_unlabeled:
             unlabeled_set = FeatureDataset(data.unlabeled_dir, data.cmvn)
             self.unlabeled = BatchStream(unlabeled_set, self._usable(unlabeled_set, "unlabeled"), bc.max_frames,
-                                         bc.shuffle, config.seed + 1)
+                                         bc.shuffle, config.seed + 1, world)
         valid_utts = self._usable(self.valid_set, "valid")
         self.valid_batches = [collate(self.valid_set, utts).to(self.device) for utts in
                               BucketBatchSampler({u: self.valid_set.num_frames[u] for u in valid_utts},
@@ -105,8 +137,8 @@ class Trainer:
             self.phase_total[chunk.phase] += chunk.steps
         self.optimizers = GroupOptimizers(
             self.groups, {name: (pc, self.strategy.phases[name].groups) for name, pc in config.phases.items()}, config.optim)
-        self.specaug_gen = torch.Generator().manual_seed(config.seed)
-        self.unsup_gen = torch.Generator().manual_seed(config.seed + 2)  # masks, negatives, Gumbel noise
+        self.specaug_gen = torch.Generator().manual_seed(config.seed + 7919 * world.rank)
+        self.unsup_gen = torch.Generator().manual_seed(config.seed + 2 + 7919 * world.rank)  # masks, negatives, Gumbel noise
 
         # Progress; all of it goes into checkpoints.
         self.chunk_index = 0  # plan position
@@ -118,8 +150,9 @@ class Trainer:
         self.skipped_steps = self.skipped_in_a_row = 0  # steps whose loss or gradient was not finite
         self.chunk_sums: dict[str, float] = defaultdict(float)
         self.weight = 0.0  # weight of g in the last step that drew both batches
-        self.step_log = StepLog(self.exp_dir / "train_steps.csv", self.model.unsup.metric_names)
+        self.step_log = StepLog(self.exp_dir / "train_steps.csv" if world.is_main else None, self.model.unsup.metric_names)
         self._last_plot = time.time()
+        self._stop_signal = 0  # a SIGTERM or SIGINT received: checkpoint after this step and stop
         self.on_step: Callable[[Trainer], None] | None = None  # test hook, called after every step
         self._log_model()
 
@@ -149,7 +182,7 @@ class Trainer:
             else:
                 keep.append(utt)
         listing = self.exp_dir / f"skipped_{name}.txt"
-        if skipped:
+        if skipped and self.world.is_main:
             atomic_write_text(listing, "".join(s + "\n" for s in skipped))
             log.warning("%s: skipped %d of %d utterances too short to train on (listed in %s), e.g. %s",
                         name, len(skipped), len(dataset), listing, skipped[0])
@@ -170,15 +203,21 @@ class Trainer:
             raise NonFiniteError(f"non-finite values in {', '.join(bad)} after step {self.steps}; nothing was saved")
         return state
 
+    def _rank_state(self) -> dict:
+        """What differs between data-parallel ranks: their generators and RNG states."""
+        return {"specaug_gen": self.specaug_gen.get_state(), "unsup_gen": self.unsup_gen.get_state(),
+                "rng": checkpoint.rng_state()}
+
     def state_dict(self) -> dict:
+        """The checkpoint; every rank must call it (it gathers the ranks' RNG states), rank 0's is complete."""
+        ranks = distributed.gather(self._rank_state(), self.world)
         return {
             **{k: getattr(self, k) for k in self.COUNTERS}, "phase_steps": dict(self.phase_steps),
             "chunk_sums": dict(self.chunk_sums), "strategy": self.strategy.state_dict(),
             "model": self._finite_model_state(), "optimizers": self.optimizers.state_dict(),
             "labeled": self.labeled.state_dict(),
             "unlabeled": self.unlabeled.state_dict() if self.unlabeled else None,
-            "specaug_gen": self.specaug_gen.get_state(), "unsup_gen": self.unsup_gen.get_state(),
-            "rng": checkpoint.rng_state(), "config": to_dict(self.config),
+            "ranks": ranks, "config": to_dict(self.config),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -192,9 +231,12 @@ class Trainer:
         self.labeled.load_state_dict(state["labeled"])
         if self.unlabeled:
             self.unlabeled.load_state_dict(state["unlabeled"])
-        self.specaug_gen.set_state(state["specaug_gen"])
-        self.unsup_gen.set_state(state["unsup_gen"])
-        checkpoint.set_rng_state(state["rng"])
+        if len(state["ranks"]) == self.world.size:
+            mine = state["ranks"][self.world.rank]
+            self.specaug_gen.set_state(mine["specaug_gen"])
+            self.unsup_gen.set_state(mine["unsup_gen"])
+            checkpoint.set_rng_state(mine["rng"])
+        # otherwise (a resume with another number of processes, allowed by the caller) each rank keeps its fresh seeds
 
     def model_package(self) -> dict:
         """What decoding needs, nothing more."""
@@ -202,11 +244,16 @@ class Trainer:
                 "vocab_size": self.model.vocab_size, "steps": self.steps, "model": self._finite_model_state()}
 
     def save_checkpoint(self) -> None:
-        self.step_log.flush()
-        checkpoint.save(self.state_dict(), self.ckpt_dir / f"step_{self.steps}.pt")
-        checkpoint.prune(self.ckpt_dir, self.config.keep_checkpoints)
+        """Every rank calls this at the same step; rank 0 writes."""
+        state = self.state_dict()
+        if self.world.is_main:
+            self.step_log.flush()
+            checkpoint.save(state, self.ckpt_dir / f"step_{self.steps}.pt")
+            checkpoint.prune(self.ckpt_dir, self.config.keep_checkpoints)
 
-    def resume(self) -> bool:
+    def resume(self, allow_config_change: bool = False) -> bool:
+        """Continue from the newest readable checkpoint (False: there is none). A checkpoint written
+        with other settings, or by another number of processes, is refused unless allowed."""
         found = checkpoint.step_checkpoints(self.ckpt_dir)
         if not found:
             return False
@@ -219,8 +266,16 @@ class Trainer:
         else:
             raise checkpoint.CheckpointError(f"{self.ckpt_dir}: none of the {len(found)} checkpoints can be read "
                                              "(see the warnings above); move them away to start afresh")
-        if state["config"] != to_dict(self.config):
-            log.warning("%s was written with a different config; continuing with the current one", path)
+        changes = [d for d in config_differences(state["config"], to_dict(self.config))
+                   if d.split(":")[0] not in OPERATIONAL_KEYS]
+        if len(state["ranks"]) != self.world.size:
+            changes.append(f"processes: {len(state['ranks'])} -> {self.world.size}")
+        if changes:
+            listing = "; ".join(changes)
+            if not allow_config_change:
+                raise ConfigError(f"{path} was written with other settings ({listing}). Resuming would mix two "
+                                  "configurations: use another --exp_dir, or pass --allow_config_change to continue anyway")
+            log.warning("%s was written with other settings (%s); continuing with the current ones", path, listing)
         self.load_state_dict(state)
         self.step_log.truncate(self.steps)  # steps after the checkpoint will be redone
         where = (f"{self.plan[self.chunk_index].phase} phase, step {self.step_in_chunk} of "
@@ -231,19 +286,39 @@ class Trainer:
     # ---- training ----------------------------------------------------------------------------
 
     def fit(self) -> None:
-        atomic_write_text(self.exp_dir / "config.yaml", yaml.safe_dump(to_dict(self.config), sort_keys=False))
+        """Train to the end of the plan. SIGTERM or SIGINT (a cluster's notice before preemption, or
+        Ctrl-C) finishes the current step, writes a checkpoint and raises ``Stopped``; a second
+        signal acts at once."""
+        if self.world.is_main:
+            atomic_write_text(self.exp_dir / "config.yaml", yaml.safe_dump(to_dict(self.config), sort_keys=False))
         if self.chunk_index >= len(self.plan):
             log.info("training already finished (%d steps), nothing to do", self.steps)
             return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             while self.chunk_index < len(self.plan):
                 self._run_chunk(self.plan[self.chunk_index])
         except KeyboardInterrupt:
             log.warning("interrupted at step %d; rerun the same command to continue from the last checkpoint", self.steps)
             raise
-        budget = self.budget()
-        atomic_write_text(self.exp_dir / "budget.json", json.dumps(budget, indent=2) + "\n")
-        log.info("training finished: %s", ", ".join(f"{k} {v}" for k, v in budget.items()))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.world.is_main:
+            budget = self.budget()
+            atomic_write_text(self.exp_dir / "budget.json", json.dumps(budget, indent=2) + "\n")
+            log.info("training finished: %s", ", ".join(f"{k} {v}" for k, v in budget.items()))
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self._stop_signal = signum
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+        log.warning("received %s: stopping after this step", signal.Signals(signum).name)
+
+    def _stop_requested(self) -> int:
+        """The signal that stops training (0: none); under data-parallel training, any rank's."""
+        if not self.world.distributed:
+            return self._stop_signal
+        return int(distributed.max_(torch.tensor([self._stop_signal], device=self.device)))
 
     def budget(self) -> dict:
         inference_params = sum(p.numel() for g in ("theta", "phi") for p in self.groups[g])
@@ -261,7 +336,7 @@ class Trainer:
     def _run_chunk(self, chunk: Chunk) -> None:
         # A redrawn bar is for a person at a terminal; a log file gets the chunk's summary line.
         bar = tqdm(total=chunk.steps, initial=self.step_in_chunk, desc=self._label(chunk), leave=False,
-                   dynamic_ncols=True, disable=not sys.stderr.isatty())
+                   dynamic_ncols=True, disable=not (sys.stderr.isatty() and self.world.is_main))
         interval = self.config.checkpoint_interval
         while self.step_in_chunk < chunk.steps:
             start = time.time()
@@ -272,6 +347,11 @@ class Trainer:
             bar.set_postfix({k: f"{row[k]:.3f}" for k in ("f", "g") if row[k] != ""})
             if self.on_step:
                 self.on_step(self)
+            signum = self._stop_requested()
+            if signum:
+                bar.close()
+                self.save_checkpoint()
+                raise Stopped(signum, self.steps)
             if interval and self.steps % interval == 0 and self.step_in_chunk < chunk.steps:
                 self.save_checkpoint()
         bar.close()
@@ -291,8 +371,13 @@ class Trainer:
         self.model.zero_grad(set_to_none=True)
         buffers = [b.clone() for b in self.model.buffers()]  # batch-norm statistics move in the forward pass
         loss = strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
-        finite = bool(torch.isfinite(loss.total))
-        if finite:
+        values = {"f": loss.f, "g": loss.g}
+        finite = self._finite_everywhere(loss.total)
+        if finite and self.world.distributed:
+            share = (self.labeled if labeled is not None else self.unlabeled).share
+            (loss.total * share).backward()
+            finite, values = self._sum_gradients(values, share)
+        elif finite:
             loss.total.backward()
             grads = [p.grad.sum() for p in self.model.parameters() if p.grad is not None]
             finite = not grads or bool(torch.isfinite(torch.stack(grads)).all())  # one sum per tensor: one sync
@@ -311,15 +396,15 @@ class Trainer:
 
         self.steps += 1
         self.phase_steps[chunk.phase] += 1
-        if labeled is not None:
-            self.labeled_hours += int(labeled.lengths.sum()) * FRAME_S / 3600
+        if labeled is not None:  # every rank's shard
+            self.labeled_hours += self.labeled.global_frames * FRAME_S / 3600
         if unlabeled is not None:  # only batches that contributed a gradient count
-            self.unlabeled_hours += int(unlabeled.lengths.sum()) * FRAME_S / 3600
+            self.unlabeled_hours += self.unlabeled.global_frames * FRAME_S / 3600
         s = self.chunk_sums
         row = {"step": self.steps, "phase": chunk.phase, "epoch": chunk.epoch, "f": "", "g": "",
                "gamma": round(weight, 6) if phase.joint else "",
                **{f"lr_{k}": f"{lrs[k]:.3e}" if k in lrs else "" for k in ("theta", "phi", "eta")}}
-        for name, value in (("f", loss.f), ("g", loss.g)):
+        for name, value in values.items():
             if value is not None and finite:
                 row[name] = round(value.item(), 5)
                 s[name] += row[name]
@@ -327,10 +412,31 @@ class Trainer:
         for name, value in loss.g_metrics.items():
             row[f"g_{name}"] = round(value, 5)
             s[f"g_{name}"] += value
-        if cfg.diag_interval and self.steps % cfg.diag_interval == 0:
+        if cfg.diag_interval and self.steps % cfg.diag_interval == 0 and self.world.is_main:
             row.update(diagnostics.gradient_conflict(self.model, self.valid_batches[0]))
         self.step_log.add(row)
         return row
+
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        """Whether the step's loss is finite, on every rank (all of them then backpropagate, or none)."""
+        if not self.world.distributed:
+            return bool(torch.isfinite(loss))
+        return not bool(distributed.max_((~torch.isfinite(loss.detach())).float().reshape(1)))
+
+    def _sum_gradients(self, values: dict, share: float) -> tuple[bool, dict]:
+        """Sum every rank's share-weighted gradients (and f, g) in one all-reduce; a parameter no rank
+        reached keeps no gradient, as in a single process. -> (all finite, the global batch's f and g)"""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        reached = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=self.device)
+        named = [k for k, v in values.items() if v is not None]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
+                         + [reached, torch.stack([values[k].detach() * share for k in named]).float()])
+        distributed.sum_(flat)
+        offset = 0
+        for p, was_reached in zip(params, (flat[-len(named) - len(params):-len(named)] > 0).tolist()):
+            p.grad = flat[offset:offset + p.numel()].view_as(p) if was_reached else None
+            offset += p.numel()
+        return bool(torch.isfinite(flat).all()), {k: flat[-len(named) + i] for i, k in enumerate(named)}
 
     def _skip_update(self, chunk: Chunk, loss, labeled: Batch | None, unlabeled: Batch | None) -> None:
         """A non-finite loss or gradient: no parameter moves, the batches count as seen, the step
@@ -359,22 +465,27 @@ class Trainer:
                "gamma": round(self.weight, 6) if both else "",
                "labeled_hours": round(self.labeled_hours, 4), "unlabeled_hours": round(self.unlabeled_hours, 4),
                "wall_s": round(self.wall_s, 1)}
-        rows = [r for r in read_csv(self.exp_dir / "train_log.csv") if int(r["chunk"]) < row["chunk"]]
-        atomic_write_text(self.exp_dir / "train_log.csv", csv_text(LOG_FIELDS, rows + [row]))
+        if self.world.is_main:
+            rows = [r for r in read_csv(self.exp_dir / "train_log.csv") if int(r["chunk"]) < row["chunk"]]
+            atomic_write_text(self.exp_dir / "train_log.csv", csv_text(LOG_FIELDS, rows + [row]))
         metrics = "".join(f" {k[2:]} {v / s['ng']:.3f}" for k, v in s.items() if k.startswith("g_") and s["ng"])
         log.info("%s done (step %d): train f %s g %s%s | valid f %.3f g %.3f CER %.2f%%%s", self._label(chunk),
                  self.steps, row["train_f"], row["train_g"], f" ({metrics.strip()})" if metrics else "",
                  valid_f, valid_g, 100 * valid_cer, f" | weight of g {self.weight:.3f}" if both else "")
-        if self.strategy.phases[chunk.phase].labeled:
-            if valid_f < self.best_valid:
-                self.best_valid = valid_f
-                checkpoint.save(self.model_package(), self.exp_dir / "model_best.pt")
-        checkpoint.save(self.model_package(), self.exp_dir / "model_last.pt")
+        # Every rank validated the same model on the same batches, so they agree on the best one.
+        best = self.strategy.phases[chunk.phase].labeled and valid_f < self.best_valid
+        if best:
+            self.best_valid = valid_f
+        if self.world.is_main:
+            package = self.model_package()
+            if best:
+                checkpoint.save(package, self.exp_dir / "model_best.pt")
+            checkpoint.save(package, self.exp_dir / "model_last.pt")
         self.chunk_index += 1
         self.step_in_chunk = 0
         self.chunk_sums = defaultdict(float)
         self.save_checkpoint()
-        if time.time() - self._last_plot > 60 or self.chunk_index == len(self.plan):
+        if self.world.is_main and (time.time() - self._last_plot > 60 or self.chunk_index == len(self.plan)):
             self.plot()
 
     def plot(self) -> None:
