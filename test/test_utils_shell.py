@@ -140,42 +140,136 @@ def test_run_sh_failure(tmp_path):
 # slurm.sh with a fake sbatch
 
 FAKE_SBATCH = """#!/usr/bin/env bash
-# Fake sbatch: records its arguments, runs the batch script with its output in --output.
-echo "$*" >> "$FAKE_SBATCH_LOG"
-out=/dev/null
-for a in "$@"; do case "$a" in --output=*) out=${a#--output=} ;; esac; done
+# Fake sbatch: records its arguments; runs the batch script once, or once per --array task,
+# output in --output (%a: the task number); --nodes=N is left to the fake srun.
+echo "sbatch $*" >> "$FAKE_SLURM_LOG"
 [[ " $* " == *" --wait "* ]] || { echo "fake sbatch: expected --wait" >&2; exit 2; }
-echo "$RANDOM"
-bash "${!#}" > "$out" 2>&1
+out=/dev/null tasks="" SLURM_NNODES=1
+for a in "$@"; do case "$a" in
+    --output=*) out=${a#--output=} ;;
+    --array=*) a=${a#--array=}; a=${a%%%*}; tasks=$(seq "${a%-*}" "${a#*-}") ;;
+    --nodes=*) SLURM_NNODES=${a#--nodes=} ;;
+esac; done
+export SLURM_JOB_ID=$RANDOM SLURM_NNODES
+echo "$SLURM_JOB_ID"
+[ -n "$tasks" ] || exec bash "${!#}" > "$out" 2>&1
+rc=0
+for t in $tasks; do
+    SLURM_ARRAY_JOB_ID=$SLURM_JOB_ID SLURM_ARRAY_TASK_ID=$t bash "${!#}" > "${out//%a/$t}" 2>&1 || rc=$?
+done
+exit $rc
 """
+# Fake srun: records its arguments; runs the command once per node, with that node's number.
+FAKE_SRUN = """#!/usr/bin/env bash
+echo "srun $*" >> "$FAKE_SLURM_LOG"
+while [[ $1 == -* ]]; do shift; done
+rc=0
+for (( n = 0; n < SLURM_NNODES; n++ )); do SLURM_NODEID=$n "$@" || rc=$?; done
+exit $rc
+"""
+FAKE_SCANCEL = """#!/usr/bin/env bash
+echo "scancel $*" >> "$FAKE_SLURM_LOG"
+"""
+SBATCH = "sbatch --wait --parsable --export=ALL"
 
 
-def test_slurm_sh_with_fake_sbatch(tmp_path):
+@pytest.fixture
+def fake_slurm(tmp_path):
+    """(work folder, environment with the fake sbatch/srun/scancel, reader of their calls)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
-    (bin_dir / "sbatch").chmod(0o755)
-    env = shell_env(PATH=f"{bin_dir}{os.pathsep}{shell_env()['PATH']}", FAKE_SBATCH_LOG=str(tmp_path / "calls"))
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("scancel", FAKE_SCANCEL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    env = shell_env(PATH=f"{bin_dir}{os.pathsep}{shell_env()['PATH']}", FAKE_SLURM_LOG=str(calls))
     work = tmp_path / "work"
     work.mkdir()
+
+    def read_calls() -> list[str]:
+        lines = calls.read_text().splitlines() if calls.exists() else []
+        calls.unlink(missing_ok=True)
+        return lines
+    return work, env, read_calls
+
+
+def test_slurm_sh_options_and_log_format(fake_slurm):
+    work, env, calls = fake_slurm
     r = sh(UTILS / "slurm.sh", "--mem", "4G", "--gpu", "1", "--num-threads", "2", "--time", "1:00:00",
            "--partition", "p1", "JOB=1:3", "exp/log/t.JOB.log", "echo", "job", "JOB", "two words", cwd=work, env=env)
     assert r.returncode == 0, r.stderr
     log = (work / "exp/log/t.2.log").read_text().splitlines()
     assert log[0] == "# echo job 2 two\\ words" and log[1].startswith("# Started at ")
+    assert re.fullmatch(r"# Running on .* as Slurm job \d+_2", log[2])
     assert "job 2 two words" in log
     assert re.fullmatch(r"# Accounting: time=\d+ threads=2", log[-2]) and log[-1].startswith("# Ended (code 0)")
-    assert sorted(p.name for p in (work / "exp/log/q").glob("*.sh")) == ["t.1.sh", "t.2.sh", "t.3.sh"]
-    calls = (tmp_path / "calls").read_text().splitlines()
-    assert len(calls) == 3
-    for flag in ("--mem=4G", "--gres=gpu:1", "--cpus-per-task=2", "--time=1:00:00", "--partition=p1",
-                 "--output=exp/log/q/t.1.out"):
-        assert any(flag in c.split() for c in calls), flag
+    assert [p.name for p in (work / "exp/log/q").glob("*.sh")] == ["t.JOB.sh"]
+    assert (work / "exp/log/q/t.3.out").exists()
+    assert calls() == [f"{SBATCH} --job-name=t.JOB --output=exp/log/q/t.%a.out --array=1-3 --gres=gpu:1"
+                       " --cpus-per-task=2 --mem=4G --time=1:00:00 --partition=p1 exp/log/q/t.JOB.sh"]
+    # No range: one plain job; a later option wins over an earlier one.
+    r = sh(UTILS / "slurm.sh", "--gpu", "1", "--mem", "1G", "--gpu", "2", "one/x.log", "false", cwd=work, env=env)
+    assert r.returncode == 1 and "slurm.sh: 1 / 1 failed, log is in one/x.log" in r.stderr
+    assert calls() == [f"{SBATCH} --job-name=x --output=one/q/x.out --gres=gpu:2 --mem=1G one/q/x.sh"]
+    assert (work / "one/x.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    r = sh(UTILS / "slurm.sh", "JOB=1:2", "log/same.log", "true", cwd=work, env=env)
+    assert r.returncode == 1 and "put JOB in its name" in r.stderr
 
-    r = sh(UTILS / "slurm.sh", "JOB=1:2", "log/f.JOB.log", "test", "JOB", "-eq", "1", cwd=work, env=env)
+
+def test_slurm_sh_multi_node_gpu_job(fake_slurm):
+    work, env, calls = fake_slurm
+    r = sh(UTILS / "slurm.sh", "--gpu", "4", "--num-nodes", "2", "--mem", "64G", "--time", "24:00:00",
+           "exp/train.log", "echo", "node", "$SLURM_NODEID", "of", "$SLURM_NNODES", cwd=work, env=env)
+    assert r.returncode == 0, r.stderr
+    assert calls() == [
+        f"{SBATCH} --job-name=train --output=exp/q/train.out"
+        " --nodes=2 --ntasks-per-node=1 --gres=gpu:4 --mem=64G --time=24:00:00 exp/q/train.sh",
+        "srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c echo node $SLURM_NODEID of $SLURM_NNODES"]
+    log = (work / "exp/train.log").read_text().splitlines()
+    assert "node 0 of 2" in log and "node 1 of 2" in log and log[-1].startswith("# Ended (code 0)")
+    # cmd.sh's cuda_cmd with the options a recipe adds for training (later options win).
+    (work / "utils").symlink_to(UTILS)  # as in a recipe folder
+    r = subprocess.run(["bash", "-c", f'. {ROOT}/egs/TEMPLATE/cmd.sh; $cuda_cmd --gpu 4 --num-nodes 2 log/t.log true'],
+                       cwd=work, capture_output=True, text=True,
+                       env={**env, "cmd_backend": "slurm", "slurm_gpu_mem": "80G", "slurm_partition": "gpu"})
+    assert r.returncode == 0, r.stderr
+    assert calls()[0] == (f"{SBATCH} --job-name=t --output=log/q/t.out --nodes=2 --ntasks-per-node=1"
+                          " --gres=gpu:4 --mem=80G --time=24:00:00 --partition=gpu log/q/t.sh")
+
+
+def test_slurm_sh_job_array_failures(fake_slurm):
+    work, env, calls = fake_slurm
+    # Job 5 fails, job 7 dies without its log's end line (as when Slurm kills it).
+    r = sh(UTILS / "slurm.sh", "JOB=1:8", "exp/log/fbank.JOB.log",
+           "bash", "-c", "echo fbank part JOB; [ JOB -ne 7 ] || kill -9 $PPID; [ JOB -ne 5 ]", cwd=work, env=env)
     assert r.returncode == 1
-    assert "slurm.sh: 1 / 2 failed, log is in log/f.2.log" in r.stderr
-    assert (work / "log/f.2.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    assert "slurm.sh: 2 / 8 failed, log is in exp/log/fbank.5.log" in r.stderr
+    assert calls() == [f"{SBATCH} --job-name=fbank.JOB --output=exp/log/q/fbank.%a.out --array=1-8"
+                       " exp/log/q/fbank.JOB.sh"]
+    for j in range(1, 9):
+        assert f"fbank part {j}" in (work / f"exp/log/fbank.{j}.log").read_text().splitlines()
+    assert (work / "exp/log/fbank.5.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    log7 = (work / "exp/log/fbank.7.log").read_text()
+    assert "# Ended" not in log7 and "# slurm.sh: the job did not run to its end" in log7
+    assert "exp/log/q/fbank.7.out" in log7
+
+    r = sh(UTILS / "slurm.sh", "--max-jobs-run", "3", "JOB=1:8", "exp/log/m.JOB.log", "true", cwd=work, env=env)
+    assert r.returncode == 0, r.stderr
+    assert calls() == [f"{SBATCH} --job-name=m.JOB --output=exp/log/q/m.%a.out --array=1-8%3 exp/log/q/m.JOB.sh"]
+
+
+def test_slurm_sh_interrupt_cancels_the_job(fake_slurm):
+    work, env, calls = fake_slurm
+    p = subprocess.Popen(["bash", str(UTILS / "slurm.sh"), "JOB=1:2", "log/s.JOB.log", "sleep", "30"], cwd=work,
+                         env=env, stderr=subprocess.PIPE, text=True)
+    submit = work / "log/q/s.JOB.submit"
+    deadline = time.monotonic() + 10
+    while not (submit.exists() and submit.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.terminate()
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 130 and "interrupted, jobs cancelled" in err
+    assert calls()[-1] == f"scancel {submit.read_text().split()[0]}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,5 +342,13 @@ def test_cmd_sh_backends(tmp_path):
     script = f'. {ROOT}/egs/TEMPLATE/cmd.sh; echo "$train_cmd|$cuda_cmd"'
     r = subprocess.run(["bash", "-c", script], env=shell_env(), capture_output=True, text=True)
     assert r.stdout == "utils/run.sh|utils/run.sh\n"
+    (tmp_path / "utils").symlink_to(UTILS)  # as in a recipe folder
+    r = subprocess.run(["bash", "-c", f"{script}; $cuda_cmd --gpu 2 --num-nodes 2 log/x.log true"],
+                       cwd=tmp_path, env=shell_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr  # run.sh ignores the Slurm options
     r = subprocess.run(["bash", "-c", script], env=shell_env(cmd_backend="slurm"), capture_output=True, text=True)
-    assert r.stdout.startswith("utils/slurm.sh --mem 4G|utils/slurm.sh --gpu 1")
+    assert r.stdout == "utils/slurm.sh --mem 4G|utils/slurm.sh --gpu 1 --mem 32G --time 24:00:00\n"
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                       env=shell_env(cmd_backend="slurm", slurm_gpus="2", slurm_gpu_mem="80G", slurm_time="2:00:00",
+                                     slurm_partition="gpu"))
+    assert r.stdout.endswith("|utils/slurm.sh --gpu 2 --mem 80G --time 2:00:00 --partition gpu\n")

@@ -13,8 +13,9 @@
 #
 # Options:
 #   --max-jobs-run N   run at most N jobs at once (default: all)
-#   --mem, --gpu, --num-threads, --time, --partition  VALUE: accepted and ignored, so that
-#                      recipes can switch between this and utils/slurm.sh (see cmd.sh)
+#   --mem, --gpu, --num-nodes, --num-threads, --time, --partition  VALUE: accepted and
+#                      ignored, so that recipes can switch between this and utils/slurm.sh
+#                      (see cmd.sh)
 #
 # Each log starts with "# <command>" and "# Started at <date>" and ends with
 # "# Accounting: time=<seconds> threads=1" and "# Ended (code <status>) at <date>".
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
         --max-jobs-run|--max_jobs_run)
             [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "$1 needs a number"
             max_jobs=$2; shift 2 ;;
-        --mem|--gpu|--num-threads|--num_threads|--time|--partition|--config)
+        --mem|--gpu|--num-nodes|--num_nodes|--num-threads|--num_threads|--time|--partition|--config)
             [ $# -ge 2 ] || die "$1 needs a value"
             shift 2 ;;
         -h|--help) usage ;;

@@ -9,20 +9,33 @@
 # command becomes the job number. Arguments without whitespace are used as they are (pass
 # a pipe as \|), arguments with whitespace are quoted.
 #
-# Options (mapped to sbatch flags):
-#   --mem SIZE          memory per job, e.g. 4G           -> --mem=SIZE
-#   --gpu N             GPUs per job (0: none)            -> --gres=gpu:N
-#   --num-threads N     CPU cores per job                 -> --cpus-per-task=N
+# Options (mapped to sbatch flags; when one is given twice, the later one wins, so a
+# recipe can add e.g. --gpu 4 to a command from cmd.sh that already has --gpu 1):
+#   --mem SIZE          memory per job (per node), e.g. 4G -> --mem=SIZE
+#   --gpu N             GPUs per job (per node; 0: none)  -> --gres=gpu:N
+#   --num-nodes N       nodes per job (default 1)         -> --nodes=N --ntasks-per-node=1
+#   --num-threads N     CPU cores per job (per node)      -> --cpus-per-task=N
 #   --time T            time limit, e.g. 4:00:00          -> --time=T
 #   --partition P       partition                         -> --partition=P
-#   --max-jobs-run N    at most N jobs submitted at once (default: all)
+#   --max-jobs-run N    at most N jobs of the array running at once -> --array=1-M%N
 # Account, QOS etc. can be set with Slurm's own environment variables (SBATCH_ACCOUNT, ...).
 #
-# Each job's batch script is written to <logdir>/q/<name>.sh and submitted with
-# "sbatch --wait"; Slurm's own messages for the job go to <logdir>/q/<name>.out, the
-# job's output to <logfile>. The job runs in the current folder with the current
-# environment (--export=ALL), so the recipe's path.sh settings carry over.
-# Exit status: 0 when every job succeeded, else 1 (naming the log of a failed job).
+# JOB=a:b is submitted as one Slurm job array, "sbatch --wait --array=a-b" (job numbers must
+# be below the cluster's MaxArraySize, 1001 by default); without a range it is one plain job.
+# The batch script is written to <logdir>/q/<name>.sh; each task picks its job number from
+# SLURM_ARRAY_TASK_ID and writes its own <logfile>; Slurm's own messages go to
+# <logdir>/q/<name>.out (<name> with the job number). Jobs run in the current folder with
+# the current environment (--export=ALL), so the recipe's path.sh settings carry over.
+#
+# With --num-nodes N > 1 the command runs once on every node, through
+# "srun --ntasks-per-node=1 --kill-on-bad-exit=1", all nodes' output going to the one log.
+# The command finds its place from Slurm's variables: SLURM_NODEID (0..N-1, the node rank),
+# SLURM_NNODES and SLURM_JOB_NODELIST (its first host is a natural rendezvous host), e.g.
+#   torchrun --nnodes=\$SLURM_NNODES --node_rank=\$SLURM_NODEID --nproc_per_node=4 ...
+# (escape the $ so that it is expanded on the node, not by the recipe).
+#
+# Exit status: 0 when every job succeeded (its log ends with "# Ended (code 0)"), else 1,
+# naming the log of the first failed job.
 set -uo pipefail  # no -e: a failing job is counted and reported, not fatal here
 
 usage() {
@@ -32,8 +45,7 @@ usage() {
 }
 die() { echo "slurm.sh: $*" >&2; exit 1; }
 
-max_jobs=0 threads=1
-sbatch_opts=()
+max_jobs=0 threads="" mem="" gpus=0 nodes=1 time_limit="" partition=""
 var="" first=1 last=1
 # Options and the job range may come in any order before the log file (as in Kaldi).
 while [ $# -gt 0 ]; do
@@ -43,20 +55,22 @@ while [ $# -gt 0 ]; do
             max_jobs=$2; shift 2 ;;
         --mem)
             [ $# -ge 2 ] || die "$1 needs a value"
-            sbatch_opts+=("--mem=$2"); shift 2 ;;
+            mem=$2; shift 2 ;;
         --gpu)
             [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "$1 needs a number"
-            [ "$2" -eq 0 ] || sbatch_opts+=("--gres=gpu:$2")
-            shift 2 ;;
+            gpus=$2; shift 2 ;;
+        --num-nodes|--num_nodes)
+            [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || die "$1 needs a positive number"
+            nodes=$2; shift 2 ;;
         --num-threads|--num_threads)
             [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || die "$1 needs a positive number"
-            threads=$2; sbatch_opts+=("--cpus-per-task=$2"); shift 2 ;;
+            threads=$2; shift 2 ;;
         --time)
             [ $# -ge 2 ] || die "$1 needs a value"
-            sbatch_opts+=("--time=$2"); shift 2 ;;
+            time_limit=$2; shift 2 ;;
         --partition)
             [ $# -ge 2 ] || die "$1 needs a value"
-            sbatch_opts+=("--partition=$2"); shift 2 ;;
+            partition=$2; shift 2 ;;
         -h|--help) usage ;;
         --*) die "unknown option $1" ;;
         *)
@@ -73,6 +87,14 @@ done
 logfile=$1
 shift
 command -v sbatch >/dev/null || die "sbatch not found on PATH (is this a Slurm cluster? Use utils/run.sh locally)"
+
+sbatch_opts=()
+[ "$nodes" -eq 1 ] || sbatch_opts+=("--nodes=$nodes" --ntasks-per-node=1)
+[ "$gpus" -eq 0 ] || sbatch_opts+=("--gres=gpu:$gpus")
+[ -z "$threads" ] || sbatch_opts+=("--cpus-per-task=$threads")
+[ -z "$mem" ] || sbatch_opts+=("--mem=$mem")
+[ -z "$time_limit" ] || sbatch_opts+=("--time=$time_limit")
+[ -z "$partition" ] || sbatch_opts+=("--partition=$partition")
 
 # Build the command string: whitespace-free arguments as they are, others quoted.
 cmd=""
@@ -96,102 +118,101 @@ subst() {
     printf '%s' "$s"
 }
 
-# write_script ID LOG CMD SCRIPT: the batch script of one job (written whole, then renamed).
-write_script() {
-    local id=$1 log=$2 job_cmd=$3 script=$4
-    {
-        echo "#!/usr/bin/env bash"
-        echo "# Written by utils/slurm.sh: job $id of $logfile"
-        printf 'cd %q || exit 1\n' "$PWD"
-        printf 'log=%q\n' "$log"
-        printf '{ printf "%%s\\n" %q; echo "# Started at $(date)"; ' "# $job_cmd"
-        echo 'echo "# Running on $(hostname) as Slurm job ${SLURM_JOB_ID:-?}"; } > "$log" || exit 1'
-        echo 'start=$(date +%s)'
-        printf 'bash -c %q >> "$log" 2>&1\n' "$job_cmd"
-        echo 'rc=$?'
-        echo "echo \"# Accounting: time=\$(( \$(date +%s) - start )) threads=$threads\" >> \"\$log\""
-        echo 'echo "# Ended (code $rc) at $(date)" >> "$log"'
-        echo 'exit $rc'
-    } > "$script.tmp" && mv "$script.tmp" "$script"
-}
-
-status_dir=$(mktemp -d "${TMPDIR:-/tmp}/slurm.sh.XXXXXX") || die "cannot create a temporary folder"
-pids=() submits=()
-cleanup() { rm -rf "$status_dir"; }
-# On interrupt, cancel the submitted jobs (sbatch --parsable wrote their ids first).
-stop_jobs() {
-    trap - INT TERM
-    local f jobid
-    for f in ${submits[@]+"${submits[@]}"}; do
-        jobid=$(head -n 1 "$f" 2>/dev/null | cut -d';' -f1)
-        [[ $jobid =~ ^[0-9_]+$ ]] && scancel "$jobid" 2>/dev/null
-    done
-    for pid in ${pids[@]+"${pids[@]}"}; do kill -TERM -- "-$pid" 2>/dev/null; done
-    echo "slurm.sh: interrupted, jobs cancelled" >&2
-    exec 2>/dev/null  # silence bash's "Terminated" notices
-    cleanup
-    exit 130
-}
-trap cleanup EXIT
-trap stop_jobs INT TERM
-
-# submit_job ID LOG SCRIPT SUBMIT_LOG: submit one job and wait for it; record its status.
-submit_job() {
-    local id=$1 log=$2 script=$3 submit_log=$4 name rc
-    name=$(basename "$script" .sh)
-    sbatch --wait --parsable --export=ALL --job-name="$name" --output="${script%.sh}.out" \
-        ${sbatch_opts[@]+"${sbatch_opts[@]}"} "$script" > "$submit_log" 2>&1
-    rc=$?
-    if [ "$rc" -ne 0 ] && ! grep -q '^# Ended (code' "$log" 2>/dev/null; then
-        # The job never ran to its end (rejected, cancelled, out of time or memory): say so in its log.
-        { echo "# slurm.sh: sbatch exited with status $rc before the job ended; sbatch said:"
-          sed 's/^/#   /' "$submit_log"
-          echo "# Slurm's output for the job: ${script%.sh}.out"; } >> "$log"
-    fi
-    echo "$rc" > "$status_dir/$id"
-    exit "$rc"
-}
-
 num_jobs=$(( last - first + 1 ))
-[ "$max_jobs" -gt 0 ] || max_jobs=$num_jobs
 id=$first
 if [ "$num_jobs" -gt 1 ] && [ "$(subst "$logfile")" = "$logfile" ]; then
     die "$num_jobs jobs would all write one log file $logfile: put $var in its name"
 fi
-logs=() scripts=()
+logs=() cmds=()
 for (( id = first; id <= last; id++ )); do
-    log=$(subst "$logfile")
-    qdir=$(dirname "$log")/q
-    mkdir -p "$qdir" || die "cannot create $qdir"
-    script=$qdir/$(basename "$log" .log).sh
-    write_script "$id" "$log" "$(subst "$cmd")" "$script" || die "cannot write $script"
-    logs+=("$log"); scripts+=("$script"); submits+=("${script%.sh}.submit")
+    logs+=("$(subst "$logfile")"); cmds+=("$(subst "$cmd")")
+    mkdir -p "$(dirname "${logs[-1]}")" || die "cannot create the folder of ${logs[-1]}"
+    rm -f "${logs[-1]}"  # a stale log's end line would pass for this run's
 done
 
-set -m  # each sbatch in its own process group, so stop_jobs can stop it
-running=0 done_jobs=0
-for (( id = first; id <= last; id++ )); do
-    i=$(( id - first ))
-    if [ "$running" -ge "$max_jobs" ]; then
-        wait -n; running=$(( running - 1 )); done_jobs=$(( done_jobs + 1 ))
-        [ "$num_jobs" -eq 1 ] || echo "slurm.sh: $done_jobs/$num_jobs jobs done" >&2
+# Names under <logdir>/q: the script keeps the range's name (one script for all tasks),
+# Slurm's output files get the task number through sbatch's %a.
+qdir=$(dirname "${logs[0]}")/q
+mkdir -p "$qdir" || die "cannot create $qdir"
+name=$(basename "$logfile" .log)
+script=$qdir/$name.sh submit=$qdir/$name.submit out=$qdir/$name.out
+array_opts=()
+if [ -n "$var" ]; then
+    out=$(id=$'\001'; subst "$name")  # a placeholder that no range name can match
+    [ "$out" != "$name" ] || out=$name.$'\001'
+    out=${out//$'\001'/%a}
+    out=$qdir/$out.out
+    array_opts=("--array=$first-$last")
+    [ "$max_jobs" -eq 0 ] || array_opts[0]+="%$max_jobs"
+fi
+
+# The batch script: job number -> log and command are tabulated here, so each task only
+# looks itself up. Log header and footer as in utils/run.sh.
+{
+    echo "#!/usr/bin/env bash"
+    echo "# Written by utils/slurm.sh for $logfile"
+    printf 'cd %q || exit 1\n' "$PWD"
+    printf 'logs=('; for (( i = 0; i < num_jobs; i++ )); do printf ' [%d]=%q' $(( first + i )) "${logs[i]}"; done; echo ' )'
+    printf 'cmds=('; for (( i = 0; i < num_jobs; i++ )); do printf ' [%d]=%q' $(( first + i )) "${cmds[i]}"; done; echo ' )'
+    echo "id=\${SLURM_ARRAY_TASK_ID:-$first}"
+    echo 'log=${logs[$id]} cmd=${cmds[$id]} job=${SLURM_JOB_ID:-?}'
+    echo '[ -z "${SLURM_ARRAY_TASK_ID:-}" ] || job=${SLURM_ARRAY_JOB_ID:-?}_$SLURM_ARRAY_TASK_ID'
+    echo '{ echo "# $cmd"; echo "# Started at $(date)"'
+    echo '  echo "# Running on $(hostname) as Slurm job $job${SLURM_JOB_NODELIST:+ (nodes $SLURM_JOB_NODELIST)}"; } > "$log" || exit 1'
+    echo 'start=$(date +%s)'
+    if [ "$nodes" -gt 1 ]; then
+        # srun does not inherit sbatch's --cpus-per-task (Slurm >= 22.05) unless told so.
+        echo '[ -z "${SLURM_CPUS_PER_TASK:-}" ] || export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK'
+        echo 'srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c "$cmd" >> "$log" 2>&1'
+    else
+        echo 'bash -c "$cmd" >> "$log" 2>&1'
     fi
-    submit_job "$id" "${logs[$i]}" "${scripts[$i]}" "${submits[$i]}" < /dev/null &
-    pids+=("$!")
-    running=$(( running + 1 ))
-done
-while [ "$running" -gt 0 ]; do
-    wait -n; running=$(( running - 1 )); done_jobs=$(( done_jobs + 1 ))
-    [ "$num_jobs" -eq 1 ] || echo "slurm.sh: $done_jobs/$num_jobs jobs done" >&2
-done
+    echo 'rc=$?'
+    echo "echo \"# Accounting: time=\$(( \$(date +%s) - start )) threads=${threads:-1}\" >> \"\$log\""
+    echo 'echo "# Ended (code $rc) at $(date)" >> "$log"'
+    echo 'exit $rc'
+} > "$script.tmp" && mv "$script.tmp" "$script" || die "cannot write $script"
+
+# On interrupt, cancel the job (sbatch --parsable writes its id first) and stop sbatch.
+sbatch_pid=""
+stop_jobs() {
+    trap - INT TERM
+    local jobid
+    jobid=$(head -n 1 "$submit" 2>/dev/null | cut -d';' -f1)
+    [[ $jobid =~ ^[0-9]+$ ]] && scancel "$jobid" 2>/dev/null
+    [ -z "$sbatch_pid" ] || kill -TERM -- "-$sbatch_pid" 2>/dev/null
+    echo "slurm.sh: interrupted, jobs cancelled" >&2
+    exec 2>/dev/null  # silence bash's "Terminated" notice
+    exit 130
+}
+trap stop_jobs INT TERM
+
+# sbatch in the background (own process group: set -m), so that a signal reaches stop_jobs
+# at once rather than after sbatch --wait returns.
+set -m
+sbatch --wait --parsable --export=ALL --job-name="$name" --output="$out" \
+    ${array_opts[@]+"${array_opts[@]}"} ${sbatch_opts[@]+"${sbatch_opts[@]}"} "$script" \
+    > "$submit" 2>&1 < /dev/null &
+sbatch_pid=$!
+wait "$sbatch_pid"
+sbatch_rc=$?
 set +m
 
+# Each job's status is the one its log ends with; no end line: it never ran to its end.
 failed=0 failed_log=""
-for (( id = first; id <= last; id++ )); do
-    rc=$(cat "$status_dir/$id" 2>/dev/null || echo missing)
+for (( i = 0; i < num_jobs; i++ )); do
+    log=${logs[i]}
+    rc=$(sed -n 's/^# Ended (code \([0-9]*\)) at .*/\1/p' "$log" 2>/dev/null | tail -n 1)
+    if [ -z "$rc" ]; then
+        rc=missing
+        { echo "# slurm.sh: the job did not run to its end (rejected, cancelled, out of time or memory?);"
+          echo "# sbatch exited with status $sbatch_rc and said:"
+          sed 's/^/#   /' "$submit"
+          echo "# Slurm's output for the job: ${out//%a/$(( first + i ))}"; } >> "$log"
+    fi
     if [ "$rc" != 0 ]; then
         failed=$(( failed + 1 ))
-        [ -n "$failed_log" ] || failed_log=${logs[$(( id - first ))]}
+        [ -n "$failed_log" ] || failed_log=$log
     fi
 done
 if [ "$failed" -gt 0 ]; then
