@@ -5,13 +5,16 @@
 writes ``<out_prefix>.ark``, ``<out_prefix>.scp`` and ``<out_prefix>.utt2num_frames``.
 Recordings too short for a single analysis window (including zero-length files)
 are skipped with a warning and listed in ``<out_prefix>.skipped``; the caller
-drops them from the data directory.
+drops them from the data directory. Audio that cannot be read, or with NaN or
+infinite samples or features, stops the job with an error naming the utterance and
+its wav.scp line, and nothing is written.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+import numpy as np
 from tqdm import tqdm
 
 from bljust.data.audio import AudioError, AudioReader
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append(utt)
                 continue
             feats = compute_fbank(samples, config)
+            if not np.isfinite(feats).all():
+                # Finite but huge samples (a float WAV far outside [-1, 1]) can overflow the energies.
+                raise AudioError(f"{reader.describe(utt)}: its features have NaN or infinite values; "
+                                 f"are its samples far outside [-1, 1]?")
             writer.write(utt, feats)
             num_frames.append(f"{utt} {feats.shape[0]}\n")
     except AudioError as e:

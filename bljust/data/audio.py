@@ -93,7 +93,9 @@ class AudioReader:
     file each utterance is its slice of the recording; the current recording is cached,
     since sorted segments usually come grouped by recording. Audio below ``target_sr`` is
     an AudioError (upsampling cannot restore the missing band); higher rates are
-    resampled down. A zero-length recording is yielded with 0 samples.
+    resampled down. An utterance with a NaN or infinite sample is an AudioError too
+    (a float WAV can hold them, and every feature computed from them would be garbage).
+    A zero-length recording is yielded with 0 samples.
     """
 
     def __init__(self, data_dir: str | os.PathLike, target_sr: int = 16000):
@@ -118,11 +120,20 @@ class AudioReader:
     def _where(self, reco: str) -> str:
         return f"{self.dir / 'wav.scp'}:{self.wav_line[reco]}"
 
+    @staticmethod
+    def _who(reco: str, utt: str) -> str:
+        return f"utterance '{utt}'" if reco == utt else f"recording '{reco}' (utterance '{utt}')"
+
+    def describe(self, utt: str) -> str:
+        """``<wav.scp>:<line>: utterance '<utt>' ('<entry>')``, to start a message about ``utt``'s audio."""
+        reco = utt if self.segments is None else self.segments[utt][0]
+        return f"{self._where(reco)}: {self._who(reco, utt)} ('{self.wav_scp[reco]}')"
+
     def _recording(self, reco: str, utt: str) -> np.ndarray:
         """The samples of recording ``reco`` at target_sr (``utt`` is for messages)."""
         if self._cache is not None and self._cache[0] == reco:
             return self._cache[1]
-        who = f"utterance '{utt}'" if reco == utt else f"recording '{reco}' (utterance '{utt}')"
+        who = self._who(reco, utt)
         if reco not in self.wav_scp:
             raise AudioError(f"{self.dir / 'segments'}: utterance '{utt}' refers to recording '{reco}', "
                              f"which is not in wav.scp")
@@ -147,7 +158,7 @@ class AudioReader:
         if self.segments is None:
             if utt not in self.wav_scp:
                 raise KeyError(f"utterance '{utt}' is not in {self.dir / 'wav.scp'}")
-            return self._recording(utt, utt)
+            return self._finite(utt, self._recording(utt, utt))
         if utt not in self.segments:
             raise KeyError(f"utterance '{utt}' is not in {self.dir / 'segments'}")
         reco, start, end = self.segments[utt]
@@ -158,4 +169,15 @@ class AudioReader:
                         self.dir / "segments", utt, end, reco, duration)
         b = int(round(start * self.target_sr))
         e = min(int(round(end * self.target_sr)), len(wave))
-        return wave[b:e].copy() if b < e else np.zeros(0, np.float32)  # a copy: callers may modify it
+        # A copy, since callers may modify it; only the utterance's own samples are checked,
+        # since a bad stretch that no segment uses is harmless.
+        return self._finite(utt, wave[b:e].copy() if b < e else np.zeros(0, np.float32))
+
+    def _finite(self, utt: str, wave: np.ndarray) -> np.ndarray:
+        """``wave``, or an AudioError naming ``utt`` if a sample is NaN or infinite."""
+        finite = np.isfinite(wave)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise AudioError(f"{self.describe(utt)}: {len(bad)} of its {len(wave)} samples are NaN or infinite "
+                             f"(the first at {bad[0] / self.target_sr:.3f} s into the utterance)")
+        return wave
