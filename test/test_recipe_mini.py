@@ -144,10 +144,12 @@ def test_rerun_skips_finished_stages(recipe):
     proc = run(recipe)
     for what in ("Stage 1 (data preparation): already done", "Stage 3 (features for train_labeled): already done",
                  "Stage 4 (token list): already done", "Stage 4 (lexicon and n-gram LMs): already done",
-                 "training already finished",
+                 "Stage 5: training exp/asr_tiny",
                  "Stage 6 (decoding test with exp/asr_tiny): already done",
                  "Stage 7 (scoring test with exp/asr_tiny): already done"):
         assert what in proc.stderr
+    # the training stage's own log (through cmd.sh) says why it did nothing
+    assert "training already finished" in (recipe / "exp/asr_tiny/log/train.log").read_text()
 
 
 def test_other_config_gets_its_own_experiment(recipe):
@@ -192,5 +194,6 @@ def test_interrupted_training_resumes(recipe, sig):
     assert not (ckpt_dir.parent / "budget.json").exists()  # interrupted before the end
     last = max(int(p.stem.split("_")[1]) for p in ckpt_dir.glob("step_*.pt"))
     resumed = run(recipe, *args)
-    assert f"resumed from exp/asr_{tag}/checkpoints/step_{last}.pt ({last} steps done" in resumed.stderr
+    train_log = (ckpt_dir.parent / "log/train.log").read_text()
+    assert f"resumed from exp/asr_{tag}/checkpoints/step_{last}.pt ({last} steps done" in train_log
     assert json.loads((ckpt_dir.parent / "budget.json").read_text())["steps"] > last

@@ -25,7 +25,9 @@ skip_if_done() { if [ -f "$1" ]; then log "$2: already done ($1 exists), skippin
 stage=0
 stop_stage=100
 nj=4                 # parallel jobs for feature extraction
-ngpu=0               # 0: CPU, 1: one CUDA device
+ngpu=0               # 0: CPU; N: N CUDA devices per node, one training process each
+nproc_per_node=1     # training processes per node on the CPU (ngpu=0): data-parallel over gloo
+num_nodes=1          # nodes of one training job (cmd_backend=slurm; cmd.sh)
 dumpdir=dump
 expdir=exp
 # Data
@@ -57,7 +59,9 @@ help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<sets>
 Options (defaults in brackets):
   --stage / --stop_stage N     first / last stage to run [0 / 100]
   --nj N                       parallel feature-extraction jobs [$nj]
-  --ngpu N                     0 = CPU, 1 = one GPU [$ngpu]
+  --ngpu N                     0 = CPU; N = N GPUs per node, data-parallel with torchrun [$ngpu]
+  --nproc_per_node N           CPU training processes, data-parallel over gloo (with --ngpu 0) [$nproc_per_node]
+  --num_nodes M                nodes per training job (a Slurm cluster, see cmd.sh) [$num_nodes]
   --download_opts \"...\"        passed to local/download.sh
   --local_data_opts \"...\"      passed to local/data.sh
   --train_set, --valid_set, --test_sets, --unlabeled_set
@@ -82,7 +86,14 @@ for config in $train_config; do [ -f "$config" ] || die "--train_config $config:
 [ -n "$comparison" ] || comparison="$expdir/comparison"
 for config in $decode_config; do [ -f "$config" ] || die "--decode_config $config: no such file"; done
 case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
-[[ "$train_jobs" =~ ^[1-9][0-9]*$ ]] || die "--train_jobs must be a positive integer, got '$train_jobs'"
+for opt in train_jobs nproc_per_node num_nodes; do
+    [[ "${!opt}" =~ ^[1-9][0-9]*$ ]] || die "--$opt must be a positive integer, got '${!opt}'"
+done
+[[ "$ngpu" =~ ^[0-9]+$ ]] || die "--ngpu must be a number, got '$ngpu'"
+procs_per_node=$nproc_per_node
+[ "$ngpu" -eq 0 ] || procs_per_node=$ngpu
+dec_cmd=$decode_cmd dec_gpu=0  # decoding uses one GPU, when there are any
+[ "$ngpu" -eq 0 ] || { dec_cmd="$cuda_cmd --gpu 1 --num-nodes 1"; dec_gpu=1; }
 
 experiment_tag() {  # <train_config> <seed or empty>
     local t=$tag
@@ -201,6 +212,13 @@ for config in ${decode_config:-default}; do
 done
 decode_configs=(${decode_config:-""})
 
+# decode_key <experiment> <decode config or empty>: what a decoding's hypotheses depend on (the
+# config's content, --decode_args, the model files); a decode folder keyed otherwise is redone.
+decode_key() {
+    { [ -z "$2" ] || cat "$2"; echo "decode_args: $decode_args"
+      stat -c '%n %s %Y' "$1"/model_best.pt "$1"/model_last.pt 2>/dev/null || true; } | cksum | cut -d' ' -f1
+}
+
 run_experiment() {  # <train_config> <seed or empty> <experiment folder>
     local config=$1 seed=$2 exp=$3 args=$train_args dset out
     [ -z "$seed" ] || args+=" --seed $seed"
@@ -212,26 +230,37 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
         { echo "#!/usr/bin/env bash"; echo "# Replays the command that produced this experiment."
           printf 'cd %q && %s\n' "$(pwd)" "$(printf '%q ' "$0" "${asr_args[@]}")"; } > "$exp/run.sh"
         chmod +x "$exp/run.sh"
+        # Through cmd.sh's cuda_cmd: here, or as one job of num_nodes nodes on a cluster. Its log
+        # has everything the processes print; $exp/train.log has the trainer's own log.
         # shellcheck disable=SC2086
-        python -m bljust.bin.train --config "$config" --resume --ngpu "$ngpu" \
+        ${cuda_cmd} --gpu "$ngpu" --num-nodes "$num_nodes" "$exp/log/train.log" \
+            utils/torchrun.sh --nproc_per_node "$procs_per_node" --nnodes "$num_nodes" \
+            -m bljust.bin.train --config "$config" --resume --ngpu "$ngpu" \
             --train_dir "$fbank_dir/$train_set" --valid_dir "$fbank_dir/$valid_set" \
             ${unlabeled_set:+--unlabeled_dir "$fbank_dir/$unlabeled_set"} \
-            --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $args
+            --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $args \
+            || { grep -v '^#' "$exp/log/train.log" | tail -n 5 >&2; die "training $exp failed (log: $exp/log/train.log)"; }
     fi
 
     if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
         for i in "${!decode_names[@]}"; do
             for dset in $test_sets; do
                 out="$exp/decode_${dset}_${decode_names[$i]}"
-                skip_if_done "$out/.done" "Stage 6 (decoding $dset with $exp)" && continue
+                key=$(decode_key "$exp" "${decode_configs[$i]}")
+                if [ "$(cat "$out/.done" 2>/dev/null)" = "$key" ]; then
+                    log "Stage 6 (decoding $dset with $exp): already done for this model and config, skipping"
+                    continue
+                fi
+                [ ! -f "$out/.done" ] || log "Stage 6: the model or the decode config changed since $out was decoded: decoding again"
+                rm -f "$out/.done" "$out/.done_scoring"
                 log "Stage 6: decoding $dset -> $out"
                 # shellcheck disable=SC2086
-                ${decode_cmd} "$out/log/decode.log" \
-                    python -m bljust.bin.decode ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --ngpu "$ngpu" \
+                ${dec_cmd} "$out/log/decode.log" \
+                    python -m bljust.bin.decode ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --ngpu "$dec_gpu" \
                         --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
                         --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
                 grep -h "real-time factor" "$out/log/decode.log" | sed 's/^/    /' >&2 || true
-                touch "$out/.done"
+                echo "$key" > "$out/.done"
             done
         done
     fi
