@@ -297,3 +297,29 @@ def test_nonfinite_steps_are_skipped_and_counted(tiny_corpus, tmp_path, caplog):
 def _nan(batch):
     batch.feats[:] = float("nan")
     return batch
+
+
+def test_mixed_precision_keeps_losses_in_float32(tiny_corpus, tmp_path, caplog):
+    """bfloat16 / float16 autocast (on the CPU here): f and g come out in float32; float16's loss
+    scale halves on each overflow without counting towards max_nonfinite_in_a_row, and is
+    saved in the checkpoint."""
+    tok = Tokenizer(tiny_corpus["token_dir"])
+    lab = collate(FeatureDataset(tiny_corpus["train_dir"], tiny_corpus["cmvn"], tok),
+                  FeatureDataset(tiny_corpus["train_dir"]).utt_ids[:4])
+    model = AsrModel(80, tok.vocab_size, ModelConfig(**TINY_MODEL)).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        f = model.supervised_loss(lab.feats, lab.lengths, lab.targets, lab.target_lengths)
+        g = model.unsupervised_loss(lab.feats, lab.lengths, torch.Generator().manual_seed(0)).loss
+    assert f.dtype == g.dtype == torch.float32
+
+    cfg = config(strategy="bljust", precision="float16", max_nonfinite_in_a_row=1, max_epochs=1,
+                 phases={"explore": {"steps": 3}, "joint": {"steps": 6}, "finetune": {"steps": 3}})
+    trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "exp")
+    with caplog.at_level(logging.INFO):
+        trainer.fit()  # a NonFiniteError here would mean an overflow counted as a bad step
+    overflows = caplog.text.count("float16 gradient overflow")
+    assert overflows >= 1 and trainer.skipped_steps == overflows
+    saved = checkpoint.load(checkpoint.step_checkpoints(tmp_path / "exp" / "checkpoints")[-1][1])
+    assert saved["loss_scaler"]["scale"] == 2.0 ** 16 * 0.5 ** overflows
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, float16, got 'half'"):
+        Trainer(config(precision="half"), TrainData(**tiny_corpus), tmp_path / "bad")

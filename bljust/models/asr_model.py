@@ -5,6 +5,9 @@ strategy works with every encoder / head combination:
 
     f(theta, phi) = model.supervised_loss(feats, lengths, targets, target_lengths)
     g(theta, eta) = model.unsupervised_loss(feats, lengths, generator).loss
+
+Under mixed precision (``torch.autocast``) only the encoder runs in bfloat16 / float16: both
+heads, and so both losses, are computed in float32 from the encoder's output.
 """
 from __future__ import annotations
 
@@ -17,6 +20,19 @@ from bljust.config import ConfigError, from_dict
 from bljust.losses import UNSUP_HEADS, UnsupOutput
 from bljust.models import ENCODERS, SUP_HEADS
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
+
+
+def float32(enc: EncoderOutput) -> EncoderOutput:
+    """The encoder's output in float32 when autocast made it bfloat16 / float16 (float64 stays)."""
+    def up(t: torch.Tensor | None) -> torch.Tensor | None:
+        return t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
+
+    return EncoderOutput(up(enc.latent), up(enc.context), enc.lengths)
+
+
+def no_autocast(like: torch.Tensor):
+    """A context in which the heads run in float32, whatever autocast the caller set."""
+    return torch.autocast(like.device.type, enabled=False)
 
 
 @dataclass
@@ -89,14 +105,16 @@ class AsrModel(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderOutput, torch.Tensor]:
         """feats [B, T, F], lengths [B] -> (encoder output, supervised head output, e.g. CTC log-probs [B, T', V])"""
-        enc = self.encoder(self._normalize(feats, lengths), lengths)
-        return enc, self.sup(enc.context)
+        enc = float32(self.encoder(self._normalize(feats, lengths), lengths))
+        with no_autocast(feats):
+            return enc, self.sup(enc.context)
 
     def supervised_loss(self, feats: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
                         target_lengths: torch.Tensor) -> torch.Tensor:
         """f: feats [B, T, F], lengths [B], targets [B, S] (padded), target_lengths [B] -> scalar"""
         enc, out = self(feats, lengths)
-        return self.sup.loss(out, enc.lengths, targets, target_lengths)
+        with no_autocast(feats):
+            return self.sup.loss(out, enc.lengths, targets, target_lengths)
 
     def unsupervised_loss(self, feats: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None,
                           theta_grad_scale: float | None = None) -> UnsupOutput:
@@ -114,10 +132,12 @@ class AsrModel(nn.Module):
             # Its gradient comes back through the encoder, which scales it by s: undo that.
             mask_embedding = scale_grad(mask_embedding, 1.0 / theta_grad_scale)
         enc = self.encoder(self._normalize(feats, lengths), lengths, mask, mask_embedding, need_context=head.reads_context)
+        enc = float32(enc)
         if theta_grad_scale is not None:
             enc = EncoderOutput(scale_grad(enc.latent, theta_grad_scale),
                                 None if enc.context is None else scale_grad(enc.context, theta_grad_scale), enc.lengths)
-        return head(enc, mask, generator)
+        with no_autocast(feats):
+            return head(enc, mask, generator)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """theta: encoder, phi: supervised head, eta: unsupervised head."""

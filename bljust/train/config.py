@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from bljust.config import ConfigError, from_dict, load_yaml, merge
 from bljust.features.specaug import SpecAugConfig
 from bljust.models.asr_model import ModelConfig
+from bljust.train.precision import PRECISIONS
 from bljust.train.strategies import GAMMA_SCHEDULES, STRATEGIES
 
 
@@ -109,6 +110,7 @@ class TrainConfig:
     keep_checkpoints: int = 5  # newest checkpoints kept on disk
     max_nonfinite_in_a_row: int = 10  # steps with a non-finite loss or gradient skip their update; this many in a row stop training
     num_threads: int = 0  # torch CPU threads; 0 = all cores
+    precision: str = "float32"  # float32, bfloat16 or float16 (mixed precision: the encoder under autocast, losses in float32)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -117,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.max_nonfinite_in_a_row < 1:
             raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {self.max_nonfinite_in_a_row}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
         if self.just_weight < 0:
             raise ValueError(f"just_weight must be >= 0, got {self.just_weight}")
         allowed = tuple(STRATEGIES[self.strategy].phases)

@@ -43,6 +43,7 @@ from bljust.train.batches import BatchStream
 from bljust.train.config import TrainConfig
 from bljust.train.logs import LOG_FIELDS, StepLog, csv_text, read_csv, setup_logging
 from bljust.train.optim import GroupOptimizers, lr_factor
+from bljust.train.precision import Precision
 from bljust.train.strategies import STRATEGIES, Chunk
 
 log = logging.getLogger("bljust.train")
@@ -96,6 +97,7 @@ class Trainer:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         setup_logging(self.exp_dir, world.rank)
         self.device = torch.device(device)
+        self.precision = Precision(config.precision, self.device)
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
@@ -218,6 +220,7 @@ class Trainer:
             "labeled": self.labeled.state_dict(),
             "unlabeled": self.unlabeled.state_dict() if self.unlabeled else None,
             "ranks": ranks, "config": to_dict(self.config),
+            "loss_scaler": self.precision.scaler.state_dict() if self.precision.scaler else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -228,6 +231,8 @@ class Trainer:
         self.strategy.load_state_dict(state["strategy"])
         self.model.load_state_dict(state["model"])
         self.optimizers.load_state_dict(state["optimizers"])
+        if self.precision.scaler and state.get("loss_scaler"):
+            self.precision.scaler.load_state_dict(state["loss_scaler"])
         self.labeled.load_state_dict(state["labeled"])
         if self.unlabeled:
             self.unlabeled.load_state_dict(state["unlabeled"])
@@ -370,17 +375,25 @@ class Trainer:
             labeled = replace(labeled, feats=spec_augment(labeled.feats, labeled.lengths, cfg.specaug, self.specaug_gen))
         self.model.zero_grad(set_to_none=True)
         buffers = [b.clone() for b in self.model.buffers()]  # batch-norm statistics move in the forward pass
-        loss = strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
+        with self.precision.autocast():
+            loss = strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
         values = {"f": loss.f, "g": loss.g}
-        finite = self._finite_everywhere(loss.total)
-        if finite and self.world.distributed:
-            share = (self.labeled if labeled is not None else self.unlabeled).share
-            (loss.total * share).backward()
-            finite, values = self._sum_gradients(values, share)
-        elif finite:
-            loss.total.backward()
-            grads = [p.grad.sum() for p in self.model.parameters() if p.grad is not None]
-            finite = not grads or bool(torch.isfinite(torch.stack(grads)).all())  # one sum per tensor: one sync
+        finite = finite_loss = self._finite_everywhere(loss.total)
+        share = (self.labeled if labeled is not None else self.unlabeled).share if self.world.distributed else 1.0
+        scale = share * self.precision.loss_scale
+        if finite:
+            (loss.total * scale if scale != 1.0 else loss.total).backward()
+            if self.world.distributed:
+                finite, values = self._sum_gradients(values, share)
+            else:
+                grads = [p.grad.sum() for p in self.model.parameters() if p.grad is not None]
+                finite = not grads or bool(torch.isfinite(torch.stack(grads)).all())  # one sum per tensor: one sync
+        scaler = self.precision.scaler
+        overflow = scaler is not None and finite_loss and not finite and scaler.scale > 1.0
+        if scaler is not None:
+            scaler.unscale_(self.model.parameters())
+            if finite_loss:
+                scaler.update(finite)
         lrs = {}
         if finite:
             self.skipped_in_a_row = 0
@@ -391,7 +404,7 @@ class Trainer:
         else:
             for b, saved in zip(self.model.buffers(), buffers):
                 b.copy_(saved)
-            self._skip_update(chunk, loss, labeled, unlabeled)
+            self._skip_update(chunk, loss, labeled, unlabeled, overflow)
         strategy.after_step(chunk)
 
         self.steps += 1
@@ -438,11 +451,16 @@ class Trainer:
             offset += p.numel()
         return bool(torch.isfinite(flat).all()), {k: flat[-len(named) + i] for i, k in enumerate(named)}
 
-    def _skip_update(self, chunk: Chunk, loss, labeled: Batch | None, unlabeled: Batch | None) -> None:
+    def _skip_update(self, chunk: Chunk, loss, labeled: Batch | None, unlabeled: Batch | None, overflow: bool) -> None:
         """A non-finite loss or gradient: no parameter moves, the batches count as seen, the step
-        is logged with its utterances; too many in a row stop training."""
+        is logged with its utterances; too many in a row stop training. A float16 gradient that
+        overflowed at a loss scale above 1 only lowers the scale (``precision.py``)."""
         self.model.zero_grad(set_to_none=True)
         self.skipped_steps += 1
+        if overflow:
+            log.info("step %d: float16 gradient overflow; update skipped, loss scale lowered to %g",
+                     self.steps + 1, self.precision.loss_scale)
+            return
         self.skipped_in_a_row += 1
         utts = [u for b in (labeled, unlabeled) if b is not None for u in b.utt_ids]
         values = ", ".join(f"{n} {v.item():.4g}" for n, v in (("f", loss.f), ("g", loss.g)) if v is not None)
