@@ -161,3 +161,37 @@ def test_changed_config_is_refused_on_resume(tiny_corpus, tmp_path):
     assert "phases.train.lr: 0.001 -> 0.5" in r.stderr and "num_threads" not in r.stderr, r.stderr
     r = run(train_cmd(tiny_corpus, changed, exp, "--allow_config_change"))
     assert r.returncode == 0 and "continuing with the current ones" in r.stderr
+
+
+# ---- the data stream ----------------------------------------------------------------------------
+
+def test_stream_workers_and_shards_give_the_same_batches_and_resume_exactly(tiny_corpus):
+    from bljust.data.dataset import FeatureDataset
+    from bljust.distributed import World
+    from bljust.train.batches import BatchStream
+
+    data = FeatureDataset(tiny_corpus["train_dir"])
+    utts = data.utt_ids
+
+    def draw(stream, n):
+        return [(b.utt_ids, b.feats.clone()) for b in (stream.next() for _ in range(n))]
+
+    plain = BatchStream(data, utts, 400, True, seed=5)
+    expected = draw(plain, 2 * plain.batches_per_pass + 1)  # across two epoch boundaries
+    workers = BatchStream(data, utts, 400, True, seed=5, num_workers=2)
+    first = draw(workers, 5)
+    state = workers.state_dict()  # 5 handed out; more were prefetched
+    resumed = BatchStream(data, utts, 400, True, seed=5, num_workers=2)
+    resumed.load_state_dict(state)
+    got = first + draw(resumed, len(expected) - 5)
+    assert [u for u, _ in got] == [u for u, _ in expected]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, expected))
+
+    # two ranks: disjoint shards that together are the single process's batch with twice the frames
+    ranks = [BatchStream(data, utts, 500, True, seed=5, world=World(r, 2)) for r in range(2)]
+    whole = BatchStream(data, utts, 1000, True, seed=5)
+    for _ in range(whole.batches_per_pass):
+        shards = [s.next().utt_ids for s in ranks]
+        batch = whole.next().utt_ids
+        assert sorted(shards[0] + shards[1]) == sorted(batch) and not set(shards[0]) & set(shards[1])
+        assert abs(len(shards[0]) - len(shards[1])) <= 1 and ranks[0].share + ranks[1].share == 1.0

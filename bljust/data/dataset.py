@@ -68,6 +68,11 @@ class Batch:
     targets: torch.Tensor | None
     target_lengths: torch.Tensor | None
 
+    def pin_memory(self) -> "Batch":
+        """The same batch in page-locked memory (DataLoader's pin_memory calls this)."""
+        pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731
+        return Batch(self.utt_ids, pin(self.feats), pin(self.lengths), pin(self.targets), pin(self.target_lengths))
+
     def to(self, device: torch.device) -> "Batch":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.utt_ids, mv(self.feats), mv(self.lengths), mv(self.targets), mv(self.target_lengths))
@@ -78,7 +83,7 @@ def collate(dataset: FeatureDataset, utts: list[str]) -> Batch:
     lengths = torch.tensor([m.shape[0] for m, _ in items])
     feats = torch.zeros(len(items), int(lengths.max()), items[0][0].shape[1])
     for i, (m, _) in enumerate(items):
-        feats[i, : m.shape[0]] = torch.from_numpy(m)
+        feats[i, : m.shape[0]] = torch.from_numpy(m if m.flags.writeable else m.copy())  # torch warns on read-only arrays
     targets = target_lengths = None
     if items[0][1] is not None:
         target_lengths = torch.tensor([len(t) for _, t in items])

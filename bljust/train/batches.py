@@ -7,21 +7,53 @@ Under data-parallel training every rank holds the same stream: it draws the same
 batch (``max_frames`` per rank, so ``max_frames * world size`` in all) and keeps its shard,
 every ``world size``-th utterance of the length-sorted batch, so shards are balanced in
 count and padded length.
+
+With ``num_workers`` > 0, worker processes read and collate the next batches ahead of the
+trainer (in pinned memory with ``pin_memory``, so that the copy to a GPU overlaps compute).
+The batch order depends only on the seed and the epoch, and the stream's position counts
+batches handed to the trainer, not batches prefetched, so a resumed stream restarts the
+workers at exactly the next batch.
 """
 from __future__ import annotations
+
+import torch
 
 from bljust.data.dataset import Batch, BucketBatchSampler, FeatureDataset, collate
 from bljust.distributed import SINGLE, World
 
 
+class _Shards(torch.utils.data.Dataset):
+    """Item i: this rank's collated shard of global batch i of ``batches`` (run in a worker)."""
+
+    def __init__(self, dataset: FeatureDataset, batches: list[list[str]], world: World):
+        self.dataset, self.batches, self.world = dataset, batches, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> Batch:
+        return collate(self.dataset, self.batches[i][self.world.rank::self.world.size])
+
+
 class BatchStream:
     def __init__(self, dataset: FeatureDataset, utts: list[str], max_frames: int, shuffle: bool, seed: int,
-                 world: World = SINGLE):
+                 world: World = SINGLE, num_workers: int = 0, pin_memory: bool = False):
         self.dataset, self.world = dataset, world
+        self.num_workers, self.pin_memory = num_workers, pin_memory
         self.sampler = BucketBatchSampler({u: dataset.num_frames[u] for u in utts}, max_frames * world.size, shuffle,
                                           seed, min_batch=world.size)
-        self._iter = iter(self.sampler)
         self.global_utts: list[str] = []  # the whole batch the last next() drew a shard of
+        self._start()
+
+    def _start(self) -> None:
+        """Begin reading the current epoch at the current position."""
+        self._order = self.sampler.epoch_order()
+        self._loaded = None
+        if self.num_workers > 0:
+            shards = _Shards(self.dataset, self._order[self.sampler.position:], self.world)
+            self._loaded = iter(torch.utils.data.DataLoader(
+                shards, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                prefetch_factor=4))
 
     @property
     def batches_per_pass(self) -> int:
@@ -29,14 +61,14 @@ class BatchStream:
 
     def next(self) -> Batch:
         """This rank's shard of the next global batch."""
-        try:
-            utts = next(self._iter)
-        except StopIteration:
+        if self.sampler.position == len(self._order):
             self.sampler.set_epoch(self.sampler.epoch + 1)
-            self._iter = iter(self.sampler)
-            utts = next(self._iter)
-        self.global_utts = utts
-        return collate(self.dataset, utts[self.world.rank::self.world.size])
+            self._start()
+        self.global_utts = self._order[self.sampler.position]
+        self.sampler.position += 1
+        if self._loaded is not None:
+            return next(self._loaded)
+        return collate(self.dataset, self.global_utts[self.world.rank::self.world.size])
 
     @property
     def share(self) -> float:
@@ -52,4 +84,4 @@ class BatchStream:
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state)
-        self._iter = iter(self.sampler)
+        self._start()

@@ -117,13 +117,14 @@ class Trainer:
         self.groups = self.model.parameter_groups()
 
         bc = config.batch
+        loading = {"world": world, "num_workers": bc.num_workers, "pin_memory": self.device.type == "cuda"}
         self.labeled = BatchStream(self.train_set, self._usable(self.train_set, "train"), bc.max_frames, bc.shuffle,
-                                   config.seed, world)
+                                   config.seed, **loading)
         self.unlabeled = None
         if config.uses_unlabeled:
             unlabeled_set = FeatureDataset(data.unlabeled_dir, data.cmvn)
             self.unlabeled = BatchStream(unlabeled_set, self._usable(unlabeled_set, "unlabeled"), bc.max_frames,
-                                         bc.shuffle, config.seed + 1, world)
+                                         bc.shuffle, config.seed + 1, **loading)
         valid_utts = self._usable(self.valid_set, "valid")
         self.valid_batches = [collate(self.valid_set, utts).to(self.device) for utts in
                               BucketBatchSampler({u: self.valid_set.num_frames[u] for u in valid_utts},
