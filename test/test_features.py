@@ -42,6 +42,23 @@ def test_ark_writer_round_trip_and_atomicity(tmp_path):
     np.testing.assert_array_equal(kaldiio.load_scp(str(tmp_path / "feats.1.scp"))["u2"], mats["u2"])
 
 
+def test_compressed_features_are_a_quarter_of_the_size(tmp_path):
+    """Kaldi's kSpeechFeature compression: about 1 byte per value, errors far below a feature's spread."""
+    rng = np.random.default_rng(0)
+    mats = {f"u{i}": (rng.normal(size=(300, 80)) * 3 + 10).astype(np.float32) for i in range(4)}
+    sizes = {}
+    for compress in (False, True):
+        w = ArkWriter(tmp_path / f"{compress}.ark", compress=compress)
+        for k, m in mats.items():
+            w.write(k, m)
+        w.close(tmp_path / f"{compress}.scp")
+        sizes[compress] = (tmp_path / f"{compress}.ark").stat().st_size
+    assert 3.5 < sizes[False] / sizes[True] < 4.1
+    loaded = kaldiio.load_scp(str(tmp_path / "True.scp"))
+    for k, m in mats.items():
+        assert loaded[k].dtype == np.float32 and np.abs(loaded[k] - m).mean() < 0.01 * m.std()
+
+
 def test_cmvn_stats(tmp_path):
     rng = np.random.default_rng(0)
     mats = [rng.normal(3.0, 2.0, size=(n, 4)) for n in (100, 250, 50)]

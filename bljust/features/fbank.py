@@ -49,6 +49,9 @@ def compute_fbank(samples: np.ndarray, config: FbankConfig = FbankConfig()) -> n
     return feats.numpy()
 
 
+SPEECH_FEATURE_COMPRESSION = 2  # Kaldi's CompressionMethod kSpeechFeature
+
+
 class ArkWriter:
     """Write matrices to ``<prefix>.ark`` plus the matching ``<prefix>.scp``, both atomically.
 
@@ -56,15 +59,18 @@ class ArkWriter:
     points into a missing or truncated ark.
     """
 
-    def __init__(self, ark_path: str | os.PathLike):
+    def __init__(self, ark_path: str | os.PathLike, compress: bool = False):
         self.ark_path = Path(ark_path)
+        # Kaldi's compressed matrix for speech features (compute-fbank-feats --compress=true):
+        # one byte per value plus per-column quantiles, about a quarter of float32's size.
+        self.compression = SPEECH_FEATURE_COMPRESSION if compress else None
         self._ctx = atomic_open(self.ark_path, "wb", encoding=None)
         self._fd = self._ctx.__enter__()
         self._scp_lines: list[str] = []
 
     def write(self, key: str, mat: np.ndarray) -> None:
         offset = self._fd.tell() + len(key.encode()) + 1  # scp points just past "key "
-        kaldiio.save_ark(self._fd, {key: mat})
+        kaldiio.save_ark(self._fd, {key: mat}, compression_method=self.compression)
         self._scp_lines.append(f"{key} {self.ark_path}:{offset}\n")
 
     def close(self, scp_path: str | os.PathLike) -> None:

@@ -40,6 +40,7 @@ unlabeled_set=""     # unlabeled training data (used by strategies that need it)
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation
 fs=16000
 num_mel_bins=80
+feats_compress=false # true: Kaldi compressed matrices, about a quarter of float32's disk (README, "Features on disk")
 # Tokens
 token_type=char      # char, unigram or bpe
 nbpe=100             # vocabulary size for unigram/bpe
@@ -66,6 +67,7 @@ Options (defaults in brackets):
   --local_data_opts \"...\"      passed to local/data.sh
   --train_set, --valid_set, --test_sets, --unlabeled_set
   --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
+  --feats_compress true|false  features as Kaldi compressed matrices [$feats_compress]
   --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
   --token_listdir DIR          token lists go to DIR/<type> [$token_listdir]
   --lm_order N                 word n-gram order of the lang directory (lexicon + LMs, stage 4) [$lm_order]
@@ -85,6 +87,7 @@ Options (defaults in brackets):
 for config in $train_config; do [ -f "$config" ] || die "--train_config $config: no such file"; done
 [ -n "$comparison" ] || comparison="$expdir/comparison"
 for config in $decode_config; do [ -f "$config" ] || die "--decode_config $config: no such file"; done
+case "$feats_compress" in true|false) ;; *) die "--feats_compress must be true or false, got '$feats_compress'";; esac
 case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
 for opt in train_jobs nproc_per_node num_nodes; do
     [[ "${!opt}" =~ ^[1-9][0-9]*$ ]] || die "--$opt must be a positive integer, got '${!opt}'"
@@ -163,7 +166,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         utils/split_data.sh --per-utt "data/$dset" "$this_nj"
         rm -rf "$out"; mkdir -p "$out/log"
         ${train_cmd} JOB=1:"$this_nj" "$out/log/fbank.JOB.log" \
-            python -m bljust.bin.compute_fbank --fs "$fs" --num_mel_bins "$num_mel_bins" \
+            python -m bljust.bin.compute_fbank --fs "$fs" --num_mel_bins "$num_mel_bins" --compress "$feats_compress" \
                 "data/$dset/split${this_nj}utt/JOB" "$out/feats.JOB"
         for f in scp utt2num_frames skipped; do
             cat "$out"/feats.*."$f" | sort > "$out/${f/scp/feats.scp}"

@@ -50,6 +50,7 @@ run_asr() {  # <name> <test sets>: one asr.sh run on the sets of <name>, a langu
         --token_listdir "data/token_list/$1" \
         --expdir "exp/$1" \
         --token_type char \
+        --feats_compress true \
         --train_config "conf/train_pt_ft.yaml conf/train_bljust.yaml" \
         --decode_config conf/decode_greedy.yaml \
         "${asr_opts[@]}"

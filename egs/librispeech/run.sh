@@ -20,6 +20,7 @@ unlabeled_parts=${unlabeled_parts:-train-clean-360,train-other-500}
     --test_sets "dev_clean dev_other test_clean test_other" \
     --unlabeled_set train_unlabeled \
     --nj 8 \
+    --feats_compress true \
     --ngpu 1 \
     --token_type unigram \
     --nbpe 1000 \

@@ -15,6 +15,7 @@ set -euo pipefail
     --test_sets "dev test" \
     --unlabeled_set train_unlabeled \
     --nj 8 \
+    --feats_compress true \
     --ngpu 1 \
     --token_type unigram \
     --nbpe 500 \
