@@ -17,7 +17,7 @@ from bljust.text.tokenizer import Tokenizer
 from bljust.train.config import load_train_config
 from bljust.train import checkpoint
 from bljust.train.strategies import STRATEGIES, Chunk, penalty
-from bljust.train.trainer import NonFiniteError, Trainer, TrainData
+from bljust.train.trainer import NonFiniteError, Trainer, TrainData, TrainingError
 
 TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
               "unsup_conf": {"steps": 3, "num_negatives": 8, "ar_dim": 32}}
@@ -323,3 +323,32 @@ def test_mixed_precision_keeps_losses_in_float32(tiny_corpus, tmp_path, caplog):
     assert saved["loss_scaler"]["scale"] == 2.0 ** 16 * 0.5 ** overflows
     with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, float16, got 'half'"):
         Trainer(config(precision="half"), TrainData(**tiny_corpus), tmp_path / "bad")
+
+
+def test_out_of_memory_retries_the_batch_in_halves(tiny_corpus, tmp_path, caplog):
+    trainer = Trainer(config(max_epochs=1, batch={"max_frames": 600}, phases={"train": {"steps": 6}}),
+                      TrainData(**tiny_corpus), tmp_path / "exp")
+    loss, seen = trainer.strategy.loss, []
+
+    def short_of_memory(model, chunk, labeled, *rest):  # a "GPU" that holds at most 5 utterances
+        seen.append(len(labeled.utt_ids))
+        if len(labeled.utt_ids) > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return loss(model, chunk, labeled, *rest)
+
+    trainer.strategy.loss = short_of_memory
+    with caplog.at_level(logging.WARNING):
+        trainer.fit()
+    retried = [n for n in seen if n > 5]
+    assert retried and caplog.text.count("retrying it in two halves") == len(retried)
+    assert "out of memory on the batch (labeled (" in caplog.text
+    assert trainer.skipped_steps == 0 and all(r["f"] != "" for r in steps_csv(tmp_path / "exp"))
+
+    def no_memory(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    trainer = Trainer(config(max_epochs=1, phases={"train": {"steps": 2}}), TrainData(**tiny_corpus), tmp_path / "none")
+    trainer.strategy.loss = no_memory
+    with pytest.raises(TrainingError, match=r"step 1: out of memory even on half of the batch \(labeled \(\d+, \d+, 80\)\); "
+                                            "lower batch.max_frames"):
+        trainer.fit()

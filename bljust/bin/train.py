@@ -29,7 +29,7 @@ from bljust import distributed
 from bljust.config import ConfigError, parse_overrides
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
-from bljust.train.trainer import NonFiniteError, Stopped, Trainer, TrainData
+from bljust.train.trainer import Stopped, Trainer, TrainData, TrainingError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +95,7 @@ def _train(args, config, world, device) -> int:
         if world.is_main:
             print(f"{e}; rerun with --resume to continue", file=sys.stderr)
         return e.exit_code
-    except NonFiniteError as e:
+    except TrainingError as e:  # too many non-finite steps, out of memory on half a batch
         return fail(e)
     return 0
 

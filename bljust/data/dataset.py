@@ -68,6 +68,19 @@ class Batch:
     targets: torch.Tensor | None
     target_lengths: torch.Tensor | None
 
+    def halves(self) -> tuple["Batch", "Batch"]:
+        """The first and second half of the utterances (the first gets the odd one), padding trimmed."""
+        h = (len(self.utt_ids) + 1) // 2
+        return self._rows(0, h), self._rows(h, len(self.utt_ids))
+
+    def _rows(self, start: int, end: int) -> "Batch":
+        t = int(self.lengths[start:end].max())
+        targets = target_lengths = None
+        if self.targets is not None:
+            target_lengths = self.target_lengths[start:end]
+            targets = self.targets[start:end, : max(1, int(target_lengths.max()))]
+        return Batch(self.utt_ids[start:end], self.feats[start:end, :t], self.lengths[start:end], targets, target_lengths)
+
     def pin_memory(self) -> "Batch":
         """The same batch in page-locked memory (DataLoader's pin_memory calls this)."""
         pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731

@@ -44,7 +44,7 @@ from bljust.train.config import TrainConfig
 from bljust.train.logs import LOG_FIELDS, StepLog, csv_text, read_csv, setup_logging
 from bljust.train.optim import GroupOptimizers, lr_factor
 from bljust.train.precision import Precision
-from bljust.train.strategies import STRATEGIES, Chunk
+from bljust.train.strategies import STRATEGIES, Chunk, StepLoss
 
 log = logging.getLogger("bljust.train")
 
@@ -61,7 +61,11 @@ class TrainData:
     unlabeled_dir: str | None = None
 
 
-class NonFiniteError(RuntimeError):
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to change."""
+
+
+class NonFiniteError(TrainingError):
     """Training stopped: too many steps in a row with a non-finite loss or gradient."""
 
 
@@ -376,14 +380,19 @@ class Trainer:
             labeled = replace(labeled, feats=spec_augment(labeled.feats, labeled.lengths, cfg.specaug, self.specaug_gen))
         self.model.zero_grad(set_to_none=True)
         buffers = [b.clone() for b in self.model.buffers()]  # batch-norm statistics move in the forward pass
-        with self.precision.autocast():
-            loss = strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
-        values = {"f": loss.f, "g": loss.g}
-        finite = finite_loss = self._finite_everywhere(loss.total)
         share = (self.labeled if labeled is not None else self.unlabeled).share if self.world.distributed else 1.0
         scale = share * self.precision.loss_scale
+        try:
+            loss, finite_loss = self._loss_and_backward(chunk, labeled, unlabeled, weight, scale)
+        except torch.OutOfMemoryError:
+            if self.world.distributed:  # the other ranks are inside collectives already: a retry would hang
+                raise
+            for b, saved in zip(self.model.buffers(), buffers):
+                b.copy_(saved)
+            loss, finite_loss = self._in_halves(chunk, labeled, unlabeled, weight, scale)
+        values = {"f": loss.f, "g": loss.g}
+        finite = finite_loss
         if finite:
-            (loss.total * scale if scale != 1.0 else loss.total).backward()
             if self.world.distributed:
                 finite, values = self._sum_gradients(values, share)
             else:
@@ -430,6 +439,44 @@ class Trainer:
             row.update(diagnostics.gradient_conflict(self.model, self.valid_batches[0]))
         self.step_log.add(row)
         return row
+
+    def _loss_and_backward(self, chunk: Chunk, labeled: Batch | None, unlabeled: Batch | None, weight: float,
+                           scale: float):
+        """The step's loss, and its backward pass (times ``scale``) when it is finite on every rank."""
+        with self.precision.autocast():
+            loss = self.strategy.loss(self.model, chunk, labeled, unlabeled, weight, self.unsup_gen)
+        finite = self._finite_everywhere(loss.total)
+        if finite:
+            (loss.total * scale if scale != 1.0 else loss.total).backward()
+        return loss, finite
+
+    def _in_halves(self, chunk: Chunk, labeled: Batch | None, unlabeled: Batch | None, weight: float, scale: float):
+        """After running out of GPU memory: the same step as two half batches whose gradients add up
+        (each weighted by its share of the utterances)."""
+        shapes = ", ".join(f"{name} {tuple(b.feats.shape)}" for name, b in (("labeled", labeled), ("unlabeled", unlabeled))
+                           if b is not None)
+        utts = [u for b in (labeled, unlabeled) if b is not None for u in b.utt_ids]
+        self.model.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if any(b is not None and len(b.utt_ids) < 2 for b in (labeled, unlabeled)):
+            raise TrainingError(f"step {self.steps + 1}: out of memory on a batch of one utterance ({shapes}: "
+                                f"{' '.join(utts)}); lower batch.max_frames or drop the utterance")
+        log.warning("step %d: out of memory on the batch (%s); retrying it in two halves", self.steps + 1, shapes)
+        parts = [(lab, unl) for lab, unl in zip(*(b.halves() if b is not None else (None, None) for b in (labeled, unlabeled)))]
+        f = g = total = 0.0
+        try:
+            for lab, unl in parts:
+                w = len(lab.utt_ids) / len(labeled.utt_ids) if lab is not None else len(unl.utt_ids) / len(unlabeled.utt_ids)
+                loss, finite = self._loss_and_backward(chunk, lab, unl, weight, scale * w)
+                if not finite:
+                    return loss, False
+                f, g, total = (None if loss.f is None else f + w * loss.f.detach(),
+                               None if loss.g is None else g + w * loss.g.detach(), total + w * loss.total.detach())
+        except torch.OutOfMemoryError:
+            raise TrainingError(f"step {self.steps + 1}: out of memory even on half of the batch ({shapes}); "
+                                "lower batch.max_frames") from None
+        return StepLoss(total, f, g, loss.g_metrics), True
 
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
         """Whether the step's loss is finite, on every rank (all of them then backpropagate, or none)."""
