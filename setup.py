@@ -20,6 +20,7 @@ setup(
         "soundfile",
         "espeakng-loader",
         "matplotlib",  # training-curve and strategy-comparison PNGs
+        "tensorboard",  # training scalars beside the CSV logs (torch.utils.tensorboard)
         "flashlight-text",  # torchaudio's ctc_decoder (CTC beam search) needs it
     ],
     extras_require={"test": ["pytest"]},

@@ -352,3 +352,19 @@ def test_out_of_memory_retries_the_batch_in_halves(tiny_corpus, tmp_path, caplog
     with pytest.raises(TrainingError, match=r"step 1: out of memory even on half of the batch \(labeled \(\d+, \d+, 80\)\); "
                                             "lower batch.max_frames"):
         trainer.fit()
+
+
+def test_tensorboard_scalars_beside_the_csv_logs(tiny_corpus, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config(strategy="bljust", max_epochs=2, diag_interval=2,
+                 phases={"explore": {"steps": 2}, "joint": {"steps": 3}, "finetune": {"steps": 2}})
+    Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "exp").fit()
+    events = EventAccumulator(str(tmp_path / "exp" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/f", "train/g", "train/gamma", "train/lr_theta", "train/lr_eta", "train/cos_fg",
+            "chunk/valid_f", "chunk/valid_cer", "chunk/train_g"} <= tags
+    csv_f = [float(r["f"]) for r in steps_csv(tmp_path / "exp") if r["f"]]
+    assert [round(e.value, 5) for e in events.Scalars("train/f")] == pytest.approx(csv_f)
+    assert [e.step for e in events.Scalars("chunk/valid_cer")] == [2, 5, 7, 10, 12]

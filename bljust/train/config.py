@@ -111,6 +111,7 @@ class TrainConfig:
     keep_checkpoints: int = 5  # newest checkpoints kept on disk
     max_nonfinite_in_a_row: int = 10  # steps with a non-finite loss or gradient skip their update; this many in a row stop training
     num_threads: int = 0  # torch CPU threads; 0 = all cores
+    tensorboard: bool = True  # also write the logged scalars to <exp_dir>/tensorboard
     precision: str = "float32"  # float32, bfloat16 or float16 (mixed precision: the encoder under autocast, losses in float32)
 
     def __post_init__(self):

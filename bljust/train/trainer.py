@@ -10,7 +10,8 @@ the strategy's counters), so a resumed run continues exactly where it stopped.
 
 Every step appends f, g, the weight of g, the learning rates and the head's metrics to
 ``train_steps.csv``; every ``diag_interval`` steps it also measures cos(grad_theta f,
-grad_theta g) and their norms on a fixed validation batch (``diagnostics.py``).
+grad_theta g) and their norms on a fixed validation batch (``diagnostics.py``). The same
+numbers, and the validation results, go to TensorBoard (``<exp_dir>/tensorboard``).
 """
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ class Stopped(Exception):
 
 
 # Settings that change how a run is carried out, not what it computes: a resume may change them.
-OPERATIONAL_KEYS = ("num_threads", "keep_checkpoints", "checkpoint_interval", "diag_interval", "max_nonfinite_in_a_row")
+OPERATIONAL_KEYS = ("num_threads", "keep_checkpoints", "checkpoint_interval", "diag_interval", "max_nonfinite_in_a_row",
+                    "tensorboard", "batch.num_workers")
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
@@ -160,6 +162,7 @@ class Trainer:
         self.step_log = StepLog(self.exp_dir / "train_steps.csv" if world.is_main else None, self.model.unsup.metric_names)
         self._last_plot = time.time()
         self._stop_signal = 0  # a SIGTERM or SIGINT received: checkpoint after this step and stop
+        self.tensorboard = None  # opened by fit() on rank 0
         self.on_step: Callable[[Trainer], None] | None = None  # test hook, called after every step
         self._log_model()
 
@@ -258,6 +261,8 @@ class Trainer:
         state = self.state_dict()
         if self.world.is_main:
             self.step_log.flush()
+            if self.tensorboard:
+                self.tensorboard.flush()
             checkpoint.save(state, self.ckpt_dir / f"step_{self.steps}.pt")
             checkpoint.prune(self.ckpt_dir, self.config.keep_checkpoints)
 
@@ -304,6 +309,11 @@ class Trainer:
         if self.chunk_index >= len(self.plan):
             log.info("training already finished (%d steps), nothing to do", self.steps)
             return
+        if self.world.is_main and self.config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step: a resumed run's events replace those logged after the checkpoint
+            self.tensorboard = SummaryWriter(self.exp_dir / "tensorboard", purge_step=self.steps + 1 if self.steps else None)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             while self.chunk_index < len(self.plan):
@@ -314,6 +324,8 @@ class Trainer:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.tensorboard:
+                self.tensorboard.close()
         if self.world.is_main:
             budget = self.budget()
             atomic_write_text(self.exp_dir / "budget.json", json.dumps(budget, indent=2) + "\n")
@@ -438,7 +450,14 @@ class Trainer:
         if cfg.diag_interval and self.steps % cfg.diag_interval == 0 and self.world.is_main:
             row.update(diagnostics.gradient_conflict(self.model, self.valid_batches[0]))
         self.step_log.add(row)
+        self._tensorboard("train", row, self.steps)
         return row
+
+    def _tensorboard(self, section: str, row: dict, step: int) -> None:
+        if self.tensorboard:
+            for key, value in row.items():
+                if key not in ("step", "steps", "chunk", "phase", "epoch") and value != "":
+                    self.tensorboard.add_scalar(f"{section}/{key}", float(value), step)
 
     def _loss_and_backward(self, chunk: Chunk, labeled: Batch | None, unlabeled: Batch | None, weight: float,
                            scale: float):
@@ -534,6 +553,7 @@ class Trainer:
         if self.world.is_main:
             rows = [r for r in read_csv(self.exp_dir / "train_log.csv") if int(r["chunk"]) < row["chunk"]]
             atomic_write_text(self.exp_dir / "train_log.csv", csv_text(LOG_FIELDS, rows + [row]))
+        self._tensorboard("chunk", {k: v for k, v in row.items() if k.startswith(("train_", "valid_"))}, self.steps)
         metrics = "".join(f" {k[2:]} {v / s['ng']:.3f}" for k, v in s.items() if k.startswith("g_") and s["ng"])
         log.info("%s done (step %d): train f %s g %s%s | valid f %.3f g %.3f CER %.2f%%%s", self._label(chunk),
                  self.steps, row["train_f"], row["train_g"], f" ({metrics.strip()})" if metrics else "",
