@@ -138,6 +138,14 @@ def test_lm_decoding_and_decoding_folders_named_by_their_overrides(recipe):
     assert "Stage 6 (decoding test with exp/asr_tiny): already done" in proc.stderr  # run.sh's default decodings
     run(recipe, "--stage", "6", "--decode_config", "conf/decode_lm.yaml", "--decode_args", "--lm_weight 0.5")
     assert (exp / "decode_test_decode_lm_lm_weight0.5" / "scores.json").exists()  # never the stale decode_lm
+    # A new model (or an edited decode config) decodes again: no stale hypotheses are scored.
+    model = exp / "model_best.pt"
+    os.utime(model, (model.stat().st_atime, model.stat().st_mtime + 10))
+    proc = run(recipe, "--stage", "6", "--decode_config", "conf/decode_greedy.yaml")
+    assert "the model or the decode config changed since exp/asr_tiny/decode_test_decode_greedy was decoded" in proc.stderr
+    assert "Stage 7: scoring exp/asr_tiny/decode_test_decode_greedy" in proc.stderr
+    proc = run(recipe, "--stage", "6", "--decode_config", "conf/decode_greedy.yaml")
+    assert "already done for this model and config" in proc.stderr
 
 
 def test_rerun_skips_finished_stages(recipe):
