@@ -445,7 +445,7 @@ def test_check_encoder():
     (ContrastiveConfig, "gumbel_decay", 1.5),
     (ContrastiveConfig, "feature_penalty", -1.0),
     (ContrastiveMlmConfig, "quantize_targets", False),
-    (ContrastiveMlmConfig, "mlm_layers", 0),
+    (ContrastiveMlmConfig, "mlm_layers", -1),
     (ContrastiveMlmConfig, "mlm_heads", 3),
     (ContrastiveMlmConfig, "mlm_ffn_dim", 0),
     (ContrastiveMlmConfig, "mlm_dropout", 1.0),
@@ -464,3 +464,28 @@ def test_default_configs_build():
         head = head_cls(16, 12, from_dict(cls, {}))
         assert head.mask_embedding.shape == (12,)
     assert ContrastiveHead(16, 12, ContrastiveConfig(quantize_targets=False)).quantizer is None
+
+
+def test_just_split_contrastive_module_then_mlm_module():
+    """JUST as published: conformer blocks 1..k are the contrastive module (the contrastive loss
+    reads their output), blocks k+1..L the MLM module (the MLM loss and the supervised head read
+    the final output). The contrastive term alone reaches only the first k blocks."""
+    from bljust.models.conformer import ConformerConfig, ConformerEncoder
+
+    torch.manual_seed(0)
+    encoder = ConformerEncoder(6, ConformerConfig(d_model=16, num_heads=2, num_layers=3, ffn_dim=32, conv_kernel=3,
+                                                  dropout=0.0, subsampling_channels=4, contrastive_layers=2))
+    head = ContrastiveMlmHead(encoder.output_dim, encoder.latent_dim,
+                              small_conf(ContrastiveMlmConfig, mlm_layers=0, mlm_weight=0.0, mask_prob=0.5))
+    lengths, feats = torch.tensor([80, 64]), torch.randn(2, 80, 6, generator=gen(0))
+    out_lengths = encoder.output_lengths(lengths)
+    mask = head.sample_mask(out_lengths, int(out_lengths.max()), gen(1))
+    enc = encoder(feats, lengths, mask, head.mask_embedding)
+    assert mask.any() and enc.intermediate.shape == enc.context.shape
+    assert not torch.equal(enc.intermediate, enc.context)
+    head(enc, mask, gen(2)).loss.backward()
+    reached = {n.split(".")[2] for n, p in encoder.named_parameters()
+               if n.startswith("conformer.conformer_layers") and p.grad is not None and p.grad.abs().sum() > 0}
+    assert reached == {"0", "1"}  # the MLM module (block 3) gets nothing from the contrastive term
+    with pytest.raises(ValueError, match=r"contrastive_layers must be in \[0, num_layers = 3\), got 3"):
+        ConformerConfig(num_layers=3, contrastive_layers=3)

@@ -104,7 +104,8 @@ class ContrastiveConfig:
 
 @dataclass
 class ContrastiveMlmConfig(ContrastiveConfig):
-    mlm_layers: int = 2  # Transformer layers of the head's MLM module (width final_dim)
+    mlm_layers: int = 2  # Transformer layers of the head's MLM module (width final_dim); 0: the encoder's
+    # context is the MLM module's output (JUST: encoder_conf.contrastive_layers splits the encoder)
     mlm_heads: int = 4
     mlm_ffn_dim: int = 512
     mlm_dropout: float = 0.1
@@ -117,7 +118,7 @@ class ContrastiveMlmConfig(ContrastiveConfig):
             raise ValueError(
                 "unsup_conf.quantize_targets must be true for contrastive_mlm: the MLM targets are code ids"
             )
-        _positive_int("mlm_layers", self.mlm_layers)
+        _positive_int("mlm_layers", self.mlm_layers, minimum=0)
         _positive_int("mlm_heads", self.mlm_heads)
         if self.final_dim % self.mlm_heads:
             raise ValueError(
@@ -237,14 +238,15 @@ class ContrastiveHead(nn.Module):
     def anchor(self, enc: EncoderOutput) -> torch.Tensor:
         """An exact 0 that depends on every input and parameter, so backward (and
         torch.autograd.grad over eta) never meets an unused one, even without masked frames."""
-        return sum(x.narrow(0, 0, 0).sum() for x in (enc.latent, enc.context, *self.parameters()))
+        return sum(x.narrow(0, 0, 0).sum() for x in (enc.latent, enc.context, *self.parameters()) if x is not None)
 
     def contrastive_terms(self, enc: EncoderOutput, mask: torch.Tensor | None,
                           generator: torch.Generator | None = None) -> ContrastiveTerms:
         """enc: latent [B, T, Dl] (unmasked), context [B, T, Dc] (from the masked latent), lengths [B];
         mask [B, T] bool or None -> ContrastiveTerms. Mask entries on padding are ignored."""
         cfg = self.config
-        latent, context = enc.latent, enc.context
+        # An encoder split as in JUST gives the contrastive module's output separately.
+        latent, context = enc.latent, enc.context if enc.intermediate is None else enc.intermediate
         t = latent.shape[1]
         device = latent.device
         valid = ~lengths_to_padding_mask(enc.lengths.to(device), t)  # [B, T]

@@ -27,7 +27,7 @@ def float32(enc: EncoderOutput) -> EncoderOutput:
     def up(t: torch.Tensor | None) -> torch.Tensor | None:
         return t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
 
-    return EncoderOutput(up(enc.latent), up(enc.context), enc.lengths)
+    return EncoderOutput(up(enc.latent), up(enc.context), enc.lengths, up(enc.intermediate))
 
 
 def no_autocast(like: torch.Tensor):
@@ -134,8 +134,8 @@ class AsrModel(nn.Module):
         enc = self.encoder(self._normalize(feats, lengths), lengths, mask, mask_embedding, need_context=head.reads_context)
         enc = float32(enc)
         if theta_grad_scale is not None:
-            enc = EncoderOutput(scale_grad(enc.latent, theta_grad_scale),
-                                None if enc.context is None else scale_grad(enc.context, theta_grad_scale), enc.lengths)
+            scaled = lambda t: None if t is None else scale_grad(t, theta_grad_scale)  # noqa: E731
+            enc = EncoderOutput(scaled(enc.latent), scaled(enc.context), enc.lengths, scaled(enc.intermediate))
         with no_autocast(feats):
             return head(enc, mask, generator)
 

@@ -42,6 +42,10 @@ class ConformerConfig:
     # which fixes the length formula in ``output_lengths``.
     subsampling: int = 4
     subsampling_channels: int = 144  # output channels of each subsampling conv
+    # JUST's split: the first contrastive_layers blocks are the contrastive module (their output
+    # is EncoderOutput.intermediate, read by the contrastive loss), the others the MLM module
+    # (context). 0: no split.
+    contrastive_layers: int = 0
 
     def __post_init__(self):
         for key in ("d_model", "num_heads", "num_layers", "ffn_dim", "conv_kernel", "subsampling_channels"):
@@ -54,6 +58,9 @@ class ConformerConfig:
             raise ValueError(f"encoder_conf.conv_kernel must be odd, got {self.conv_kernel}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"encoder_conf.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.contrastive_layers, int) or not 0 <= self.contrastive_layers < self.num_layers:
+            raise ValueError(f"encoder_conf.contrastive_layers must be in [0, num_layers = {self.num_layers}), "
+                             f"got {self.contrastive_layers!r}")
         if self.subsampling != 4:
             raise ValueError(f"encoder_conf.subsampling must be 4 (two stride-2 convs), got {self.subsampling!r}")
 
@@ -117,9 +124,12 @@ class ConformerEncoder(nn.Module):
         x = apply_mask(latent, mask, mask_embedding).masked_fill(pad.unsqueeze(-1), 0.0)
         x = self.dropout(x).transpose(0, 1)  # torchaudio's layers take [T, B, D]
         pad_tb = pad.transpose(0, 1).unsqueeze(-1)  # [T', B, 1]
-        for layer in self.conformer.conformer_layers:
+        intermediate = None
+        for i, layer in enumerate(self.conformer.conformer_layers, start=1):
             x = _conformer_layer(layer, x, pad).masked_fill(pad_tb, 0.0)
-        return EncoderOutput(latent, x.transpose(0, 1), out_lengths)
+            if i == self.config.contrastive_layers:
+                intermediate = x.transpose(0, 1)
+        return EncoderOutput(latent, x.transpose(0, 1), out_lengths, intermediate)
 
 
 # --- torchaudio's ConformerLayer, run step by step ------------------------------------------------

@@ -20,11 +20,15 @@ class EncoderOutput(NamedTuple):
     context: [B, T', D_context] context-network output (what the supervised head reads), or None
              when the caller asked for the latent frames only (``need_context=False``)
     lengths: [B] number of valid frames in each row of latent/context
+    intermediate: [B, T', D_context] the output of the context network's first layers when the
+             encoder is split as in JUST (contrastive module, then MLM module): the contrastive
+             loss reads it, the supervised head and the MLM loss read context; None otherwise
     """
 
     latent: torch.Tensor
     context: torch.Tensor | None
     lengths: torch.Tensor
+    intermediate: torch.Tensor | None = None
 
 
 class Encoder(Protocol):
