@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from bljust.bin.compute_fbank import main as compute_fbank
-from bljust.data.datadir import write_data_dir
+from bljust.data.datadir import read_table, write_data_dir
 from bljust.train.config import load_train_config
 from bljust.train.trainer import Trainer, TrainData
 from bljust.features.fbank import ArkWriter
@@ -27,6 +27,34 @@ def test_fbank_skips_and_lists_recordings_too_short_for_a_frame(tmp_path, capsys
     assert "2 utterances written, 2 skipped" in err
     assert (tmp_path / "out" / "feats.1.skipped").read_text() == "s1-b\ns1-c\n"
     assert [l.split()[0] for l in (tmp_path / "out" / "feats.1.scp").read_text().splitlines()] == ["s1-a", "s1-d"]
+
+
+def test_raw_waveform_dump_reads_back_as_samples(tmp_path, capsys):
+    """--feats_type raw: 16-bit samples in Kaldi wav entries; the dataset gives [T, 1] in [-1, 1),
+    counts rows as samples and converts a 10 ms-frame budget into samples via frame_shift."""
+    from bljust.data.dataset import FeatureDataset
+    from bljust.data.datadir import write_table
+
+    rng = np.random.default_rng(0)
+    waves = {"s1-a": 0.3 * rng.standard_normal(16000), "s1-b": np.zeros(0), "s1-c": 0.3 * rng.standard_normal(4000)}
+    for utt, w in waves.items():
+        sf.write(tmp_path / f"{utt}.wav", w.astype(np.float32), 16000, subtype="PCM_16")
+    write_data_dir(tmp_path / "data", wav_scp={u: str(tmp_path / f"{u}.wav") for u in waves},
+                   utt2spk={u: "s1" for u in waves}, text={u: "HELLO" for u in waves})
+    out = tmp_path / "dump"
+    assert compute_fbank([str(tmp_path / "data"), str(out / "feats.1"), "--feats_type", "raw"]) == 0
+    assert "skipping utterance 's1-b': no samples" in capsys.readouterr().err
+    (out / "feats.1.scp").rename(out / "feats.scp")
+    (out / "feats.1.utt2num_frames").rename(out / "utt2num_frames")
+    assert read_table(out / "utt2num_frames") == {"s1-a": "16000", "s1-c": "4000"}
+    (out / "frame_shift").write_text("0.0000625\n")
+    data = FeatureDataset(out)
+    samples, _ = data["s1-a"]
+    assert samples.shape == (16000, 1) and samples.dtype == np.float32
+    pcm = sf.read(tmp_path / "s1-a.wav", dtype="int16")[0]
+    assert np.array_equal(samples[:, 0], pcm / 32768.0)  # 16-bit audio survives exactly
+    assert data.hours() == pytest.approx(20000 / 16000 / 3600) and data.rows(4000) == 640000  # 40 s of samples
+    assert (out / "feats.1.ark").stat().st_size < 2 * 20000 + 200  # two bytes a sample
 
 
 def test_fbank_names_a_missing_file(tmp_path, capsys):

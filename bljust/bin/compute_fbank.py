@@ -1,4 +1,6 @@
-"""Compute log-mel fbank features for one data directory (usually one split of it).
+"""Compute log-mel fbank features for one data directory (usually one split of it), or, with
+``--feats_type raw``, dump its waveforms (16-bit, at ``--fs``, segments cut) for encoders that
+read raw audio.
 
     python -m bljust.bin.compute_fbank data/train/split2/1 dump/fbank/train/feats.1
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num_mel_bins", type=int, default=80)
     p.add_argument("--compress", choices=("true", "false"), default="false",
                    help="store Kaldi compressed matrices (about 4x smaller than float32)")
+    p.add_argument("--feats_type", choices=("fbank", "raw"), default="fbank",
+                   help="raw: the waveform as 16-bit samples (Kaldi wav entries); one row per sample")
     args = p.parse_args(argv)
 
     config = FbankConfig(sample_rate=args.fs, num_mel_bins=args.num_mel_bins)
@@ -44,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     try:
         for utt, samples, _ in tqdm(reader, total=len(reader), desc=f"fbank {args.data_dir}", mininterval=5, file=sys.stderr, disable=None):
+            if args.feats_type == "raw":
+                if len(samples) == 0:
+                    print(f"WARNING: skipping utterance '{utt}': no samples", file=sys.stderr)
+                    skipped.append(utt)
+                    continue
+                writer.write(utt, (args.fs, np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)))
+                num_frames.append(f"{utt} {len(samples)}\n")
+                continue
             if config.num_frames(len(samples)) == 0:
                 print(f"WARNING: skipping utterance '{utt}': {len(samples)} samples is shorter than one "
                       f"{config.frame_length_ms:g} ms analysis window", file=sys.stderr)

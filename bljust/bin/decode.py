@@ -29,7 +29,6 @@ from bljust.fileio import atomic_write_text
 from bljust.text.tokenizer import Tokenizer
 from bljust.train import checkpoint
 
-FRAME_S = 0.01  # fbank frame shift
 
 METHODS = ("greedy", "beam")
 
@@ -50,7 +49,7 @@ class AverageConfig:
 class DecodeConfig:
     method: str = "greedy"  # greedy (best path) or beam (CTC beam search)
     checkpoint: str = "best"  # which model package: "best" (lowest validation loss) or "last"
-    max_frames: int = 40000  # padded input frames per batch
+    max_frames: int = 40000  # padded audio per batch in 10 ms frames (raw audio: the same duration in samples)
     # beam search only:
     beam_size: int = 10  # hypotheses kept per frame
     beam_size_token: int | None = None  # tokens tried per frame; null = all
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     decode = decode or model.sup.greedy
     dataset = FeatureDataset(args.data_dir, args.cmvn)
-    batches = BucketBatchSampler(dataset.num_frames, config.max_frames, shuffle=False).batches
+    batches = BucketBatchSampler(dataset.num_frames, dataset.rows(config.max_frames), shuffle=False).batches
     hyps: dict[str, str] = {}
     network_s = search_s = 0.0
     with torch.no_grad():
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 hyps[utt] = tokenizer.decode(ids)
             network_s, search_s = network_s + middle - start, search_s + time.perf_counter() - middle
     atomic_write_text(f"{args.out_dir}/text", "".join(f"{u} {hyps[u]}\n".replace(" \n", "\n") for u in sorted(hyps, key=str.encode)))
-    audio_s = sum(dataset.num_frames.values()) * FRAME_S
+    audio_s = dataset.hours() * 3600
     print(f"decode: {len(hyps)} utterances ({audio_s:.1f} s of audio) -> {args.out_dir}/text; {config.method} "
           f"real-time factor {(network_s + search_s) / audio_s:.4f} (network {network_s / audio_s:.4f}, "
           f"search {search_s / audio_s:.4f}; {torch.get_num_threads()} threads, {device})", file=sys.stderr)

@@ -1,7 +1,11 @@
 """Feature datasets and the length-bucketed dynamic batch sampler.
 
-A dataset reads a feature dump directory (``feats.scp``, ``utt2num_frames`` and,
-when labeled, ``text``) and returns CMVN-normalised features and token ids.
+A dataset reads a dump directory (``feats.scp``, ``utt2num_frames`` and, when labeled,
+``text``) and returns CMVN-normalised features and token ids. A dump of raw audio
+(``feats_type raw``) holds 16-bit waveforms as Kaldi wav entries and a ``frame_shift``
+file (Kaldi's name for the seconds per row: 1/16000); its rows are samples, returned as
+float32 [T, 1] in [-1, 1). Lengths are counted in rows; ``frame_shift`` turns them into
+seconds, so budgets mean the same audio for any front end.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from bljust.text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
+FBANK_FRAME_SHIFT = 0.01  # seconds; batch budgets (max_frames) are counted in these frames
+
 
 class FeatureDataset:
     """Random access to the utterances of a dump directory.
@@ -33,6 +39,8 @@ class FeatureDataset:
         self.dir = dump_dir
         self.num_frames = {u: int(n) for u, n in read_table(dump_dir / "utt2num_frames").items()}
         self.feats = kaldiio.load_scp(str(dump_dir / "feats.scp"))
+        shift_file = dump_dir / "frame_shift"
+        self.frame_shift = float(shift_file.read_text()) if shift_file.exists() else FBANK_FRAME_SHIFT  # s per row
         self.tokenizer = tokenizer
         self.targets: dict[str, list[int]] | None = None
         if tokenizer is not None:
@@ -48,14 +56,22 @@ class FeatureDataset:
         return len(self.num_frames)
 
     def __getitem__(self, utt: str) -> tuple[np.ndarray, list[int] | None]:
-        mat = np.asarray(self.feats[utt], dtype=np.float32)
+        entry = self.feats[utt]
+        if isinstance(entry, tuple):  # a Kaldi wav entry: (sample rate, int16 samples)
+            mat = (entry[1].astype(np.float32) / 32768.0).reshape(-1, 1)
+        else:
+            mat = np.asarray(entry, dtype=np.float32)
         if self.mean is not None:
             mat = (mat - self.mean) * self.istd
         return mat, (self.targets[utt] if self.targets is not None else None)
 
-    def hours(self, utts: list[str] | None = None, frame_shift_s: float = 0.01) -> float:
+    def hours(self, utts: list[str] | None = None) -> float:
         utts = self.utt_ids if utts is None else utts
-        return sum(self.num_frames[u] for u in utts) * frame_shift_s / 3600
+        return sum(self.num_frames[u] for u in utts) * self.frame_shift / 3600
+
+    def rows(self, fbank_frames: int) -> int:
+        """The rows of this dataset that hold as much audio as ``fbank_frames`` 10 ms frames."""
+        return max(1, round(fbank_frames * FBANK_FRAME_SHIFT / self.frame_shift))
 
 
 @dataclass

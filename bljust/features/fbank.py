@@ -68,9 +68,10 @@ class ArkWriter:
         self._fd = self._ctx.__enter__()
         self._scp_lines: list[str] = []
 
-    def write(self, key: str, mat: np.ndarray) -> None:
+    def write(self, key: str, mat: np.ndarray | tuple[int, np.ndarray]) -> None:
+        """A feature matrix, or (sample rate, int16 samples): a Kaldi wav entry."""
         offset = self._fd.tell() + len(key.encode()) + 1  # scp points just past "key "
-        kaldiio.save_ark(self._fd, {key: mat}, compression_method=self.compression)
+        kaldiio.save_ark(self._fd, {key: mat}, compression_method=None if isinstance(mat, tuple) else self.compression)
         self._scp_lines.append(f"{key} {self.ark_path}:{offset}\n")
 
     def close(self, scp_path: str | os.PathLike) -> None:

@@ -38,10 +38,11 @@ class _Shards(torch.utils.data.Dataset):
 class BatchStream:
     def __init__(self, dataset: FeatureDataset, utts: list[str], max_frames: int, shuffle: bool, seed: int,
                  world: World = SINGLE, num_workers: int = 0, pin_memory: bool = False):
+        """max_frames: padded audio per batch and rank, in 10 ms frames whatever the dataset's rows are."""
         self.dataset, self.world = dataset, world
         self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.sampler = BucketBatchSampler({u: dataset.num_frames[u] for u in utts}, max_frames * world.size, shuffle,
-                                          seed, min_batch=world.size)
+        self.sampler = BucketBatchSampler({u: dataset.num_frames[u] for u in utts}, dataset.rows(max_frames) * world.size,
+                                          shuffle, seed, min_batch=world.size)
         self.global_utts: list[str] = []  # the whole batch the last next() drew a shard of
         self._start()
 
@@ -76,8 +77,9 @@ class BatchStream:
         return len(self.global_utts[self.world.rank::self.world.size]) / len(self.global_utts)
 
     @property
-    def global_frames(self) -> int:
-        return sum(self.dataset.num_frames[u] for u in self.global_utts)
+    def global_seconds(self) -> float:
+        """Seconds of audio in the last global batch (every rank's shard)."""
+        return sum(self.dataset.num_frames[u] for u in self.global_utts) * self.dataset.frame_shift
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict()

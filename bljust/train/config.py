@@ -82,7 +82,7 @@ class OptimConfig:
 
 @dataclass
 class BatchConfig:
-    max_frames: int = 20000  # padded input frames per batch (10 ms each), labeled and unlabeled alike; per process
+    max_frames: int = 20000  # padded audio per batch in 10 ms frames (raw audio: the same duration in samples), labeled and unlabeled alike; per process
     shuffle: bool = True
     num_workers: int = 0  # processes that read and collate batches ahead of training, per stream (0: in the training process)
 

@@ -49,7 +49,6 @@ from bljust.train.strategies import STRATEGIES, Chunk, StepLoss
 
 log = logging.getLogger("bljust.train")
 
-FRAME_S = 0.01
 __all__ = ["Trainer", "TrainData", "LOG_FIELDS"]
 
 
@@ -134,7 +133,7 @@ class Trainer:
         valid_utts = self._usable(self.valid_set, "valid")
         self.valid_batches = [collate(self.valid_set, utts).to(self.device) for utts in
                               BucketBatchSampler({u: self.valid_set.num_frames[u] for u in valid_utts},
-                                                 bc.max_frames, shuffle=False).batches]
+                                                 self.valid_set.rows(bc.max_frames), shuffle=False).batches]
 
         steps = {}
         for name, phase_config in config.phases.items():
@@ -432,9 +431,9 @@ class Trainer:
         self.steps += 1
         self.phase_steps[chunk.phase] += 1
         if labeled is not None:  # every rank's shard
-            self.labeled_hours += self.labeled.global_frames * FRAME_S / 3600
+            self.labeled_hours += self.labeled.global_seconds / 3600
         if unlabeled is not None:  # only batches that contributed a gradient count
-            self.unlabeled_hours += self.unlabeled.global_frames * FRAME_S / 3600
+            self.unlabeled_hours += self.unlabeled.global_seconds / 3600
         s = self.chunk_sums
         row = {"step": self.steps, "phase": chunk.phase, "epoch": chunk.epoch, "f": "", "g": "",
                "gamma": round(weight, 6) if phase.joint else "",
