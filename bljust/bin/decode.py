@@ -6,7 +6,8 @@
 
 Writes ``<out_dir>/text`` ("<utt> <hypothesis>" per line, Kaldi's layout). ``method: greedy``
 takes the best frame path; ``method: beam`` runs CTC beam search (``bljust.decode.beam``),
-optionally with a word lexicon and a KenLM n-gram. With ``average.n`` > 0 the model is the
+optionally with a word lexicon and a KenLM n-gram, or, for a supervised head with a search of its
+own (RNN-T), that search, without lexicon or LM. With ``average.n`` > 0 the model is the
 mean of ``n`` training checkpoints (``bljust.decode.average``), saved as
 ``<exp_dir>/model_avg<n>_<by>.pt`` and decoded instead of ``model_<checkpoint>.pt``.
 """
@@ -47,10 +48,10 @@ class AverageConfig:
 
 @dataclass
 class DecodeConfig:
-    method: str = "greedy"  # greedy (best path) or beam (CTC beam search)
+    method: str = "greedy"  # greedy (best path) or beam (CTC beam search; an RNN-T head's own)
     checkpoint: str = "best"  # which model package: "best" (lowest validation loss) or "last"
     max_frames: int = 40000  # padded audio per batch in 10 ms frames (raw audio: the same duration in samples)
-    # beam search only:
+    # beam search only (an RNN-T head's own search reads beam_size alone):
     beam_size: int = 10  # hypotheses kept per frame
     beam_size_token: int | None = None  # tokens tried per frame; null = all
     beam_threshold: float = 50.0  # prune hypotheses scoring this much below the best
@@ -78,6 +79,20 @@ class DecodeConfig:
                 raise ValueError(f"{key} needs method: beam (method is '{self.method}')")
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{key}: no such file '{path}'")
+
+
+def beam_decoder(config: DecodeConfig, tokenizer: Tokenizer, head):
+    """(head output, lengths) -> token ids per utterance: the supervised head's own beam search
+    where it has one (RNN-T), else CTC beam search over its log-probabilities."""
+    if hasattr(head, "beam_search"):
+        if config.lm is not None or config.lexicon is not None:
+            raise ValueError("lm / lexicon: supported by CTC beam search only, not by this model's "
+                             f"{type(head).__name__} beam search")
+        return lambda out, lengths: head.beam_search(out, lengths, config.beam_size)
+    from bljust.decode.beam import CtcBeamSearch
+
+    return CtcBeamSearch(tokenizer, config.beam_size, config.beam_size_token, config.beam_threshold,
+                         config.lm, config.lm_weight, config.word_score, config.lexicon, config.log_add).decode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,17 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             # Atomic: decoding jobs of several test sets may write the same file at once.
             checkpoint.save(average_checkpoints(args.exp_dir, avg.n, avg.by), model_path)
             print(f"decode: averaged {avg.n} checkpoints by {avg.by} -> {model_path}", file=sys.stderr)
-        decode = None  # greedy: the supervised head's own best path
-        if config.method == "beam":
-            from bljust.decode.beam import CtcBeamSearch
-
-            decode = CtcBeamSearch(tokenizer, config.beam_size, config.beam_size_token, config.beam_threshold,
-                                   config.lm, config.lm_weight, config.word_score, config.lexicon, config.log_add).decode
         model = load_model(model_path, device)
+        decode = model.sup.greedy  # greedy: the supervised head's own best path
+        if config.method == "beam":
+            decode = beam_decoder(config, tokenizer, model.sup)
     except ValueError as e:  # includes checkpoint.CheckpointError
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    decode = decode or model.sup.greedy
     dataset = FeatureDataset(args.data_dir, args.cmvn)
     batches = BucketBatchSampler(dataset.num_frames, dataset.rows(config.max_frames), shuffle=False).batches
     hyps: dict[str, str] = {}
@@ -130,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         for utts in tqdm(batches, desc=f"decode {args.data_dir}", file=sys.stderr, disable=None):
             start = time.perf_counter()
             batch = collate(dataset, utts).to(torch.device(device))
-            enc, log_probs = model(batch.feats, batch.lengths)
+            enc, out = model(batch.feats, batch.lengths)  # out: the head's, e.g. CTC log-probs
             if device == "cuda":
                 torch.cuda.synchronize()
             middle = time.perf_counter()
-            for utt, ids in zip(utts, decode(log_probs, enc.lengths)):
+            for utt, ids in zip(utts, decode(out, enc.lengths)):
                 hyps[utt] = tokenizer.decode(ids)
             network_s, search_s = network_s + middle - start, search_s + time.perf_counter() - middle
     atomic_write_text(f"{args.out_dir}/text", "".join(f"{u} {hyps[u]}\n".replace(" \n", "\n") for u in sorted(hyps, key=str.encode)))

@@ -1,0 +1,178 @@
+"""RNN-T supervised head: the loss against every alignment, gradient reach, greedy and beam search,
+training with every strategy kind, and beam decoding from the CLI."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from bljust.bin import decode as decode_cli
+from bljust.data.dataset import FeatureDataset, collate
+from bljust.models.asr_model import AsrModel, ModelConfig
+from bljust.models.rnnt import RnntConfig, RnntHead
+from bljust.text.tokenizer import Tokenizer
+from bljust.train.config import load_train_config
+from bljust.train.trainer import Trainer, TrainData
+from test_strategies import TINY_MODEL
+
+SMALL = {"embed_dim": 16, "pred_layers": 2, "pred_units": 16, "joint_dim": 16, "max_symbols": 3}
+
+
+def small_head(vocab_size: int, seed: int, sharpen: float = 4.0, **over) -> RnntHead:
+    """A random head whose joint is sharpened, so outputs are far from uniform."""
+    torch.manual_seed(seed)
+    head = RnntHead(8, vocab_size, RnntConfig(**{**SMALL, **over})).eval()
+    with torch.no_grad():
+        head.joiner.out.weight.mul_(sharpen)
+    return head
+
+
+def alignment_scores(logp: torch.Tensor, labels: list[int], t: int = 0, u: int = 0) -> list[torch.Tensor]:
+    """Log-probability of every alignment from lattice node (t, u) to the end.
+
+    logp [T, U+1, V] (log-softmaxed). At (t, u): emit labels[u] -> (t, u+1), or blank -> (t+1, u);
+    the alignment ends with the blank at (T-1, U).
+    """
+    T, U = logp.shape[0], len(labels)
+    if (t, u) == (T - 1, U):
+        return [logp[t, u, 0]]
+    out = []
+    if u < U:
+        out += [logp[t, u, labels[u]] + rest for rest in alignment_scores(logp, labels, t, u + 1)]
+    if t < T - 1:
+        out += [logp[t, u, 0] + rest for rest in alignment_scores(logp, labels, t + 1, u)]
+    return out
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_loss_is_the_sum_over_all_alignments(fused):
+    head = small_head(3, seed=0, fused_log_softmax=fused)
+    enc = torch.randn(2, 3, SMALL["joint_dim"])
+    lengths, targets, target_lengths = torch.tensor([3, 2]), torch.tensor([[1, 2], [2, 0]]), torch.tensor([2, 1])
+    loss = head.loss(enc, lengths, targets, target_lengths)
+
+    logits = head.joint_logits(enc, targets).double()  # [B, T, U+1, V]
+    expected = []
+    for b in range(2):
+        T, U = int(lengths[b]), int(target_lengths[b])
+        labels = targets[b, :U].tolist()
+        paths = alignment_scores(logits[b, :T, : U + 1].log_softmax(-1), labels)
+        assert len(paths) == math.comb(T - 1 + U, U)  # every monotonic path through the T x U lattice
+        expected.append(-torch.logsumexp(torch.stack(paths), 0) / U)  # per-utterance loss / target length
+    torch.testing.assert_close(loss.double(), torch.stack(expected).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_empty_transcript_is_all_blanks():
+    head = small_head(3, seed=1)
+    enc = torch.randn(1, 4, SMALL["joint_dim"])
+    loss = head.loss(enc, torch.tensor([4]), torch.zeros(1, 1, dtype=torch.long), torch.tensor([0]))
+    blanks = head.joint_logits(enc, torch.zeros(1, 0, dtype=torch.long))[0, :, 0].log_softmax(-1)[:, 0]
+    torch.testing.assert_close(loss, -blanks.sum())
+    assert RnntHead.min_frames([]) == RnntHead.min_frames([3, 3, 3, 3]) == 1
+
+
+TINY_CONFORMER = {"encoder": "conformer", "encoder_conf": {"d_model": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32,
+                                                            "conv_kernel": 3, "subsampling_channels": 8, "dropout": 0.0}}
+
+
+@pytest.mark.parametrize("encoder", ["cnn_lstm", "conformer"])
+def test_f_reaches_theta_and_phi_only(tiny_corpus, encoder):
+    tok = Tokenizer(tiny_corpus["token_dir"])
+    dataset = FeatureDataset(tiny_corpus["train_dir"], tiny_corpus["cmvn"], tok)
+    batch = collate(dataset, dataset.utt_ids[:4])
+    torch.manual_seed(0)
+    conf = {**TINY_MODEL, **(TINY_CONFORMER if encoder == "conformer" else {}), "sup": "rnnt", "sup_conf": SMALL}
+    model = AsrModel(80, tok.vocab_size, ModelConfig(**conf)).train()
+    model.supervised_loss(batch.feats, batch.lengths, batch.targets, batch.target_lengths).backward()
+    groups = model.parameter_groups()
+    assert {id(p) for p in groups["phi"]} == {id(p) for p in model.sup.parameters()}
+    for name in ("theta", "phi"):
+        assert all(p.grad is not None and bool(p.grad.any()) for p in groups[name]), name
+    assert all(p.grad is None for p in groups["eta"])
+
+
+def test_greedy_and_beam_search():
+    head = small_head(5, seed=2)
+    enc = torch.randn(3, 9, SMALL["joint_dim"])
+    lengths = torch.tensor([9, 5, 2])
+    greedy = head.greedy(enc, lengths)
+    assert len(greedy) == 3 and any(greedy)
+    for beam_size in (1, 4):
+        hyps = head.beam_search(enc, lengths, beam_size)
+        assert len(hyps) == 3
+        for ids, n in zip(hyps, lengths.tolist()):
+            assert all(isinstance(i, int) and 1 <= i < 5 for i in ids)  # no blanks
+            assert len(ids) <= SMALL["max_symbols"] * n
+        # frames past an utterance's length are not read
+        assert hyps[1] == head.beam_search(enc[1:2, :5], lengths[1:2], beam_size)[0]
+    assert head.greedy(enc[2:3, :2], lengths[2:3]) == greedy[2:3]
+    # beam 1 keeps the single best of "close the frame" and "emit a label" at each step: greedy's choice
+    assert head.beam_search(enc, lengths, 1) == greedy
+
+
+def test_wide_beam_scores_are_exact_log_likelihoods():
+    """A beam that prunes nothing (3 frames, 2 labels, <= 2 per frame: 127 prefixes) sums every
+    alignment: its score of a sequence of <= 2 labels is -(unnormalised) RNN-T loss, and its best
+    is at least as probable as greedy's labels."""
+    head = small_head(3, seed=3, max_symbols=2)
+    enc = torch.randn(1, 3, SMALL["joint_dim"])
+    nbest = head.nbest(enc[0], beam_size=1000)
+    assert len(nbest) == 2 ** 7 - 1
+    scores = {tuple(ids): s for ids, s in nbest}
+    for labels in [(), (1,), (2,), (1, 2), (2, 2)]:
+        targets = torch.tensor([list(labels) or [0]])
+        nll = head.loss(enc, torch.tensor([3]), targets, torch.tensor([len(labels)])) * max(len(labels), 1)
+        assert scores[labels] == pytest.approx(-nll.item(), abs=1e-5)
+    assert nbest[0][1] >= scores[tuple(head.greedy(enc, torch.tensor([3]))[0])]
+
+
+def train_config(strategy: str, phases: dict):
+    return load_train_config(None, {
+        **TINY_MODEL, "sup": "rnnt", "sup_conf": SMALL, "batch": {"max_frames": 800}, "diag_interval": 0,
+        "strategy": strategy, "max_epochs": 1, "phases": phases})
+
+
+def assert_finite_run(exp: Path, n_steps: int) -> None:
+    with open(exp / "train_steps.csv", newline="") as f:
+        steps = list(csv.DictReader(f))
+    assert len(steps) == n_steps
+    assert all(math.isfinite(float(r[k])) for r in steps for k in ("f", "g") if r[k])
+    assert any(r["f"] for r in steps)
+    with open(exp / "train_log.csv", newline="") as f:
+        chunks = list(csv.DictReader(f))
+    assert chunks and all(math.isfinite(float(r["valid_f"])) for r in chunks)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory) -> Path:
+    exp = tmp_path_factory.mktemp("rnnt_exp")
+    Trainer(train_config("supervised", {"train": {"steps": 3}}), TrainData(**tiny_corpus), exp).fit()
+    return exp
+
+
+def test_supervised_training(trained):
+    assert_finite_run(trained, 3)
+
+
+def test_bljust_training(tiny_corpus, tmp_path):
+    cfg = train_config("bljust", {"explore": {"steps": 1}, "joint": {"steps": 2}, "finetune": {"steps": 1}})
+    Trainer(cfg, TrainData(**{**tiny_corpus}), tmp_path).fit()
+    assert_finite_run(tmp_path, 4)
+
+
+def test_cli_beam_decoding(tiny_corpus, trained, tmp_path, capsys):
+    args = ["--exp_dir", str(trained), "--data_dir", tiny_corpus["valid_dir"], "--token_dir", tiny_corpus["token_dir"],
+            "--cmvn", tiny_corpus["cmvn"], "--method", "beam", "--beam_size", "3"]
+    assert decode_cli.main([*args, "--out_dir", str(tmp_path / "beam")]) == 0
+    lines = (tmp_path / "beam" / "text").read_text().splitlines()
+    utts = sorted(line.split()[0] for line in (Path(tiny_corpus["valid_dir"]) / "feats.scp").read_text().splitlines())
+    assert [line.split(" ", 1)[0] for line in lines] == utts
+
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("CAT C A T\n")
+    assert decode_cli.main([*args, "--lexicon", str(lexicon), "--out_dir", str(tmp_path / "lex")]) == 1
+    assert "lm / lexicon: supported by CTC beam search only" in capsys.readouterr().err
+    assert not (tmp_path / "lex" / "text").exists()
