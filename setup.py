@@ -23,5 +23,7 @@ setup(
         "tensorboard",  # training scalars beside the CSV logs (torch.utils.tensorboard)
         "flashlight-text",  # torchaudio's ctc_decoder (CTC beam search) needs it
     ],
-    extras_require={"test": ["pytest"]},
+    # transformers: only the tests' reference wav2vec 2.0 (built from a config, nothing downloaded);
+    # import_pretrained reads Hugging Face folders without it.
+    extras_require={"test": ["pytest", "transformers"]},
 )

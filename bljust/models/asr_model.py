@@ -139,6 +139,13 @@ class AsrModel(nn.Module):
         with no_autocast(feats):
             return head(enc, mask, generator)
 
+    def set_update(self, n: int) -> None:
+        """Tell the parts whose behaviour depends on the update number (a wav2vec 2.0 encoder's
+        freezing for the first N updates and its layer drop) that ``n`` updates are done."""
+        for part in (self.encoder, self.sup, self.unsup):
+            if hasattr(part, "set_update"):
+                part.set_update(n)
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """theta: encoder, phi: supervised head, eta: unsupervised head."""
         return {

@@ -96,6 +96,7 @@ class TrainConfig:
     unsup: str = "cpc"  # unsupervised head eta and its loss g
     unsup_conf: dict = field(default_factory=dict)
     input_norm: str = "none"  # "utterance": subtract each utterance's mean feature vector (a model setting, so decoding does too)
+    init: str = ""  # initial weights from a pre-trained model (python -m bljust.bin.import_pretrained); "" = random
     strategy: str = "supervised"  # supervised, pt_ft, just, bljust
     max_epochs: int = 10  # K
     pretrain_epochs: int = 0  # pt_ft: epochs of pre-training before the max_epochs of fine-tuning; 0 = max_epochs

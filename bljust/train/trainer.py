@@ -115,7 +115,13 @@ class Trainer:
         self.train_set = FeatureDataset(data.train_dir, data.cmvn, self.tokenizer)
         self.valid_set = FeatureDataset(data.valid_dir, data.cmvn, self.tokenizer)
         input_dim = self.train_set[self.train_set.utt_ids[0]][0].shape[1]
-        self.model = AsrModel(input_dim, self.tokenizer.vocab_size, config.model).to(self.device)
+        self.model = AsrModel(input_dim, self.tokenizer.vocab_size, config.model)
+        if config.init:  # pre-trained weights (python -m bljust.bin.import_pretrained)
+            from bljust.models.init import load_init
+
+            for line in load_init(self.model, config.init):
+                log.info("init %s: %s", config.init, line)
+        self.model.to(self.device)
         distributed.broadcast_module(self.model)
         if world.distributed:  # dropout, masks and negatives differ across ranks, as their data does
             torch.manual_seed(config.seed + 7919 * world.rank)
@@ -390,6 +396,7 @@ class Trainer:
         if labeled is not None:
             labeled = replace(labeled, feats=spec_augment(labeled.feats, labeled.lengths, cfg.specaug, self.specaug_gen))
         self.model.zero_grad(set_to_none=True)
+        self.model.set_update(self.steps)
         buffers = [b.clone() for b in self.model.buffers()]  # batch-norm statistics move in the forward pass
         share = (self.labeled if labeled is not None else self.unlabeled).share if self.world.distributed else 1.0
         scale = share * self.precision.loss_scale
