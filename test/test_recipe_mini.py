@@ -51,6 +51,39 @@ phases:
   pretrain: {steps: 2, lr: 1.0e-3}
   finetune: {steps: 2, lr: 1.0e-3}""")
 
+# JUST as published: a split Conformer (contrastive module, then MLM module), contrastive + MLM, RNN-T.
+TINY_JUST_RNNT = """\
+encoder: conformer
+encoder_conf: {d_model: 32, num_heads: 2, num_layers: 2, ffn_dim: 64, conv_kernel: 5, subsampling_channels: 8,
+               contrastive_layers: 1}
+sup: rnnt
+sup_conf: {embed_dim: 16, pred_layers: 2, pred_units: 16, joint_dim: 16}
+unsup: contrastive_mlm
+unsup_conf: {num_negatives: 4, final_dim: 16, codebook_entries: 8, code_dim: 16, mask_span: 2, mlm_layers: 0, mlm_heads: 2}
+strategy: just
+max_epochs: 2
+phases:
+  joint: {steps: 2, lr: 1.0e-3}
+batch: {max_frames: 4000}
+diag_interval: 2
+"""
+# A tiny wav2vec 2.0 on raw audio (a dump made with --feats_type raw), BL-JUST with its contrastive loss.
+TINY_W2V = """\
+encoder: wav2vec2
+encoder_conf: {shape: tiny}
+unsup: contrastive
+unsup_conf: {num_negatives: 4, final_dim: 16, codebook_entries: 8, code_dim: 16, mask_span: 2}
+strategy: bljust
+max_epochs: 1
+phases:
+  explore: {steps: 1, lr: 1.0e-3}
+  joint: {steps: 2, lr: 1.0e-3}
+  finetune: {steps: 1, lr: 1.0e-4}
+specaug: {enabled: false}
+batch: {max_frames: 4000}
+diag_interval: 2
+"""
+
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
@@ -67,6 +100,8 @@ def recipe(tmp_path_factory) -> Path:
     (root / "conf" / "tiny_bljust.yaml").write_text(TINY_BLJUST)
     (root / "conf" / "tiny_conformer.yaml").write_text(TINY_CONFORMER)
     (root / "conf" / "tiny_mlm.yaml").write_text(TINY_MLM)
+    (root / "conf" / "tiny_just_rnnt.yaml").write_text(TINY_JUST_RNNT)
+    (root / "conf" / "tiny_w2v.yaml").write_text(TINY_W2V)
     return root
 
 
@@ -123,6 +158,27 @@ def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
         assert "g reaches 100.0% of theta" in log
         header = (exp / "train_steps.csv").read_text().splitlines()[0]
         assert "g_code_perplexity" in header and "g_temperature" in header
+
+
+def test_just_rnnt_and_wav2vec2_on_raw_audio_run_end_to_end(recipe):
+    run(recipe, "--stage", "5", "--train_config", "conf/tiny_just_rnnt.yaml",
+        "--decode_config", "conf/decode_greedy.yaml conf/decode_beam.yaml")
+    exp = recipe / "exp" / "asr_tiny_just_rnnt"
+    assert json.loads((exp / "budget.json").read_text())["joint_steps"] == 4
+    for name in ("decode_greedy", "decode_beam"):  # beam: the RNN-T head's own search
+        assert json.loads((exp / f"decode_test_{name}" / "scores.json").read_text())["num_utts"] == 6
+
+    proc = run(recipe, "--stage", "3", "--feats_type", "raw", "--train_config", "conf/tiny_w2v.yaml",
+               "--decode_config", "conf/decode_greedy.yaml")
+    assert "Stage 3: raw features for data/train_labeled" in proc.stderr
+    raw = recipe / "dump" / "raw"
+    assert (raw / "train_labeled" / "frame_shift").read_text() == "6.25e-05\n" and not (raw / "train_labeled" / "cmvn.ark").exists()
+    validate_data_dir(raw / "train_labeled", require_feats=True)
+    exp = recipe / "exp" / "asr_tiny_w2v"
+    budget = json.loads((exp / "budget.json").read_text())
+    # hours of audio, not rows: 3 labeled batches of at most 40 s
+    assert 0 < budget["labeled_hours"] <= 3 * 40 / 3600 + 1e-3 and budget["unlabeled_hours"] > 0
+    assert json.loads((exp / "decode_test_decode_greedy" / "scores.json").read_text())["num_utts"] == 6
 
 
 def test_lm_decoding_and_decoding_folders_named_by_their_overrides(recipe):

@@ -5,6 +5,7 @@
 #   1 data preparation     local/data.sh -> data/<set> (Kaldi data directories)
 #   2 speed perturbation   data/<train_set>_sp (only with --speed_perturb_factors)
 #   3 features             80-dim fbank by nj parallel jobs -> dump/fbank/<set>, global CMVN
+#                          (--feats_type raw: 16-bit waveforms -> dump/raw/<set>, no CMVN)
 #   4 token list           data/token_list/<type> (characters or sentencepiece)
 #   5 training             exp/asr_<tag> (resumes from the newest checkpoint)
 #   6 decoding             exp/asr_<tag>/decode_<set>_<decode config>
@@ -39,6 +40,7 @@ test_sets=""         # space-separated
 unlabeled_set=""     # unlabeled training data (used by strategies that need it)
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation
 fs=16000
+feats_type=fbank     # fbank: 80-dim log-mel features; raw: 16-bit waveforms (encoders that read audio, e.g. wav2vec2)
 num_mel_bins=80
 feats_compress=false # true: Kaldi compressed matrices, about a quarter of float32's disk (README, "Features on disk")
 # Tokens
@@ -67,6 +69,7 @@ Options (defaults in brackets):
   --local_data_opts \"...\"      passed to local/data.sh
   --train_set, --valid_set, --test_sets, --unlabeled_set
   --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
+  --feats_type fbank|raw       what stage 3 dumps: fbank features or waveforms for wav2vec2 [$feats_type]
   --feats_compress true|false  features as Kaldi compressed matrices [$feats_compress]
   --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
   --token_listdir DIR          token lists go to DIR/<type> [$token_listdir]
@@ -87,6 +90,7 @@ Options (defaults in brackets):
 for config in $train_config; do [ -f "$config" ] || die "--train_config $config: no such file"; done
 [ -n "$comparison" ] || comparison="$expdir/comparison"
 for config in $decode_config; do [ -f "$config" ] || die "--decode_config $config: no such file"; done
+case "$feats_type" in fbank|raw) ;; *) die "--feats_type must be fbank or raw, got '$feats_type'";; esac
 case "$feats_compress" in true|false) ;; *) die "--feats_compress must be true or false, got '$feats_compress'";; esac
 case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
 for opt in train_jobs nproc_per_node num_nodes; do
@@ -109,7 +113,9 @@ experiment_tag() {  # <train_config> <seed or empty>
 }
 if [ "$token_type" = char ]; then token_dir=$token_listdir/char; else token_dir=$token_listdir/${token_type}${nbpe}; fi
 lang_dir=$(dirname "$token_listdir")/lang/$(basename "$token_dir")  # data/lang/char: lexicon and n-gram LMs
-fbank_dir="$dumpdir/fbank"
+feats_dir="$dumpdir/$feats_type"
+cmvn_opts=()  # global CMVN for fbank; an encoder that reads raw audio normalises it itself
+[ "$feats_type" = raw ] || cmvn_opts=(--cmvn "$feats_dir/$train_set/cmvn.ark")
 
 # ---------------------------------------------------------------------------------------
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -158,15 +164,15 @@ fi
 # ---------------------------------------------------------------------------------------
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     for dset in "$train_set" "$valid_set" $test_sets $unlabeled_set; do
-        out="$fbank_dir/$dset"
+        out="$feats_dir/$dset"
         skip_if_done "$out/.done" "Stage 3 (features for $dset)" && continue
-        log "Stage 3: fbank features for data/$dset with $nj jobs -> $out"
+        log "Stage 3: $feats_type features for data/$dset with $nj jobs -> $out"
         n_utts=$(wc -l < "data/$dset/utt2spk")
         this_nj=$(( nj < n_utts ? nj : n_utts ))
         utils/split_data.sh --per-utt "data/$dset" "$this_nj"
         rm -rf "$out"; mkdir -p "$out/log"
         ${train_cmd} JOB=1:"$this_nj" "$out/log/fbank.JOB.log" \
-            python -m bljust.bin.compute_fbank --fs "$fs" --num_mel_bins "$num_mel_bins" --compress "$feats_compress" \
+            python -m bljust.bin.compute_fbank --feats_type "$feats_type" --fs "$fs" --num_mel_bins "$num_mel_bins" --compress "$feats_compress" \
                 "data/$dset/split${this_nj}utt/JOB" "$out/feats.JOB"
         for f in scp utt2num_frames skipped; do
             cat "$out"/feats.*."$f" | sort > "$out/${f/scp/feats.scp}"
@@ -175,6 +181,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         for f in wav.scp text utt2spk spk2utt segments utt2dur; do
             [ ! -f "data/$dset/$f" ] || cp "data/$dset/$f" "$out/$f"
         done
+        # Kaldi's frame_shift file: seconds per row, so budgets and hours count audio for any front end.
+        [ "$feats_type" = fbank ] || awk -v fs="$fs" 'BEGIN { printf "%.10g\n", 1 / fs }' > "$out/frame_shift"
         n_skipped=$(wc -l < "$out/skipped")
         [ "$n_skipped" -eq 0 ] || log "Stage 3: $n_skipped utterances of $dset too short for features (listed in $out/skipped) are dropped"
         utils/fix_data_dir.sh "$out" >/dev/null
@@ -185,8 +193,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         fi
         touch "$out/.done"
     done
-    if ! skip_if_done "$fbank_dir/$train_set/cmvn.ark" "Stage 3 (CMVN statistics)"; then
-        python -m bljust.bin.compute_cmvn_stats "$fbank_dir/$train_set/feats.scp" "$fbank_dir/$train_set/cmvn.ark"
+    if [ "$feats_type" = fbank ] && ! skip_if_done "$feats_dir/$train_set/cmvn.ark" "Stage 3 (CMVN statistics)"; then
+        python -m bljust.bin.compute_cmvn_stats "$feats_dir/$train_set/feats.scp" "$feats_dir/$train_set/cmvn.ark"
     fi
 fi
 
@@ -239,9 +247,9 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
         ${cuda_cmd} --gpu "$ngpu" --num-nodes "$num_nodes" "$exp/log/train.log" \
             utils/torchrun.sh --nproc_per_node "$procs_per_node" --nnodes "$num_nodes" \
             -m bljust.bin.train --config "$config" --resume --ngpu "$ngpu" \
-            --train_dir "$fbank_dir/$train_set" --valid_dir "$fbank_dir/$valid_set" \
-            ${unlabeled_set:+--unlabeled_dir "$fbank_dir/$unlabeled_set"} \
-            --token_dir "$token_dir" --cmvn "$fbank_dir/$train_set/cmvn.ark" --exp_dir "$exp" $args \
+            --train_dir "$feats_dir/$train_set" --valid_dir "$feats_dir/$valid_set" \
+            ${unlabeled_set:+--unlabeled_dir "$feats_dir/$unlabeled_set"} \
+            --token_dir "$token_dir" ${cmvn_opts[@]+"${cmvn_opts[@]}"} --exp_dir "$exp" $args \
             || { grep -v '^#' "$exp/log/train.log" | tail -n 5 >&2; die "training $exp failed (log: $exp/log/train.log)"; }
     fi
 
@@ -260,8 +268,8 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
                 # shellcheck disable=SC2086
                 ${dec_cmd} "$out/log/decode.log" \
                     python -m bljust.bin.decode ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --ngpu "$dec_gpu" \
-                        --exp_dir "$exp" --data_dir "$fbank_dir/$dset" --token_dir "$token_dir" \
-                        --cmvn "$fbank_dir/$train_set/cmvn.ark" --out_dir "$out" $decode_args
+                        --exp_dir "$exp" --data_dir "$feats_dir/$dset" --token_dir "$token_dir" \
+                        ${cmvn_opts[@]+"${cmvn_opts[@]}"} --out_dir "$out" $decode_args
                 grep -h "real-time factor" "$out/log/decode.log" | sed 's/^/    /' >&2 || true
                 echo "$key" > "$out/.done"
             done
@@ -274,7 +282,7 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
                 out="$exp/decode_${dset}_${name}"
                 skip_if_done "$out/.done_scoring" "Stage 7 (scoring $dset with $exp)" && continue
                 log "Stage 7: scoring $out"
-                python -m bljust.bin.score "$fbank_dir/$dset/text" "$out/text" "$out"
+                python -m bljust.bin.score "$feats_dir/$dset/text" "$out/text" "$out"
                 touch "$out/.done_scoring"
             done
         done
