@@ -229,3 +229,30 @@ def test_commonvoice_unset_or_incomplete_stops_with_instructions(corpus, recipe,
     proc = run(recipe, "--langs", "nl mn", "--stage", "0", "--stop_stage", "0", check=False)
     assert proc.returncode != 0 and f"{root / 'cv' / 'mn'}/validated.tsv" in proc.stderr
     assert len(server.requests) == before  # nothing was downloaded before the check
+
+
+def test_bljust_wav2vec2_from_an_imported_checkpoint(recipe):
+    """The recipe from stage 0 with train_bljust_wav2vec2.yaml: waveforms dumped (feats_type raw),
+    the config's init: file made from a fairseq checkpoint this test writes, at tiny sizes."""
+    import torch
+
+    from bljust.bin.import_pretrained import main as import_pretrained
+    from test_wav2vec2 import TINY, fairseq_checkpoint, make_encoder
+
+    (recipe / "pretrained").mkdir()
+    torch.save(fairseq_checkpoint(make_encoder(**TINY)), recipe / "pretrained" / "fairseq_tiny.pt")
+    assert import_pretrained(["--format", "fairseq", str(recipe / "pretrained" / "fairseq_tiny.pt"),
+                              str(recipe / "pretrained" / "wav2vec2_base.pt")]) == 0  # the path the config names
+    tiny = ("--encoder_conf.shape tiny --encoder_conf.mask_channel_length 4 --unsup_conf.num_negatives 4 "
+            "--unsup_conf.final_dim 12 --unsup_conf.codebook_entries 8 --unsup_conf.code_dim 6 --max_epochs 1 "
+            "--phases.explore.steps 1 --phases.joint.steps 2 --phases.finetune.steps 1 --batch.max_frames 2000")
+    run(recipe, "--stage", "0", "--feats_type", "raw", "--train_config", "conf/train_bljust_wav2vec2.yaml",
+        "--train_args", tiny, "--tag", "w2v")
+    for lang in LANGS:
+        validate_data_dir(recipe / "dump" / "raw" / f"train_{lang}", require_feats=True)
+        exp = recipe / "exp" / lang / "asr_w2v"
+        log = (exp / "train.log").read_text()
+        assert "init pretrained/wav2vec2_base.pt: encoder:" in log and "quantizer" in log
+        assert json.loads((exp / "budget.json").read_text())["joint_steps"] == 2
+        scores = json.loads((exp / f"decode_test_{lang}_decode_greedy" / "scores.json").read_text())
+        assert scores["num_utts"] == 2
