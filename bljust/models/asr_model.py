@@ -19,7 +19,7 @@ from torch import nn
 from bljust.config import ConfigError, from_dict
 from bljust.losses import UNSUP_HEADS, UnsupOutput
 from bljust.models import ENCODERS, SUP_HEADS
-from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
+from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask, scale_grad
 
 
 def float32(enc: EncoderOutput) -> EncoderOutput:
@@ -64,22 +64,6 @@ def _build(registry: dict, kind: str, key: str, conf: dict, where: str):
         raise ConfigError(f"{where}: unknown {kind} '{key}' (known: {', '.join(registry)})")
     cls, conf_cls = registry[key]
     return cls, from_dict(conf_cls, conf, where, f"{kind}_conf.")
-
-
-class _ScaleGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.scale, None
-
-
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity forward; multiplies the gradient flowing back through ``x`` by ``scale``."""
-    return _ScaleGrad.apply(x, scale)
 
 
 class AsrModel(nn.Module):

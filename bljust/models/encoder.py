@@ -68,3 +68,19 @@ def lengths_to_padding_mask(lengths: torch.Tensor, max_len: int | None = None) -
     """lengths [B] -> bool [B, T], True where the frame is padding."""
     max_len = int(lengths.max()) if max_len is None else max_len
     return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient flowing back through ``x`` by ``scale``."""
+    return _ScaleGrad.apply(x, scale)

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchaudio.models import wav2vec2_model
 
-from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask
+from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask, scale_grad
 
 # fairseq's conv_feature_layers of every published wav2vec 2.0: 20 ms stride, 25 ms (400 samples) field
 WAV2VEC2_CONV = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
@@ -181,17 +181,6 @@ class Wav2Vec2Config:
         """The preset with exactly this structure, if any."""
         mine = {k: getattr(self, k) for k in STRUCTURE}
         return next((name for name, preset in SHAPES.items() if preset == mine), None)
-
-
-class _GradMultiply(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.scale, None
 
 
 def _masked_channel_norm(x: torch.Tensor, norm: nn.GroupNorm, valid: torch.Tensor) -> torch.Tensor:
@@ -374,7 +363,7 @@ class Wav2Vec2Encoder(nn.Module):
         with torch.no_grad() if self.feature_encoder_frozen else contextlib.nullcontext():
             x = self._conv_features(wave, lengths)  # [B, T', C]
         if not self.feature_encoder_frozen and mult != 1.0 and x.requires_grad:
-            x = _GradMultiply.apply(x, mult)
+            x = scale_grad(x, mult)
         out_lengths = self.output_lengths(lengths)
         pad = lengths_to_padding_mask(out_lengths, x.shape[1])  # [B, T'] True on padding
         latent = self.model.encoder.feature_projection.layer_norm(x).masked_fill(pad.unsqueeze(-1), 0.0)
