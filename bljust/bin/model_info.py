@@ -16,16 +16,18 @@ import torch
 
 from bljust.config import ConfigError, parse_overrides
 from bljust.data.dataset import Batch
+from bljust.models import ENCODERS
 from bljust.models.asr_model import AsrModel
 from bljust.train.config import load_train_config
 from bljust.train.diagnostics import reach_percent, theta_reach
 
 
-def random_batch(input_dim: int, vocab_size: int, seed: int = 0) -> Batch:
+def random_batch(input_dim: int, vocab_size: int, seed: int = 0, rows_per_frame: int = 1) -> Batch:
+    """4 utterances of 4 to 2.5 s: 10 ms frames, or rows_per_frame rows (samples) each."""
     gen = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor([400, 350, 300, 250])
-    feats = torch.randn(4, 400, input_dim, generator=gen)
-    feats = feats.masked_fill(torch.arange(400)[None, :, None] >= lengths[:, None, None], 0.0)
+    lengths = torch.tensor([400, 350, 300, 250]) * rows_per_frame
+    feats = torch.randn(4, int(lengths[0]), input_dim, generator=gen)
+    feats = feats.masked_fill(torch.arange(int(lengths[0]))[None, :, None] >= lengths[:, None, None], 0.0)
     target_lengths = torch.tensor([20, 18, 15, 12])
     targets = torch.randint(1, vocab_size, (4, 20), generator=gen)
     targets = targets.masked_fill(torch.arange(20)[None] >= target_lengths[:, None], 0)
@@ -35,13 +37,15 @@ def random_batch(input_dim: int, vocab_size: int, seed: int = 0) -> Batch:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="training YAML")
-    p.add_argument("--input_dim", type=int, default=80, help="feature dimension (80: fbank)")
+    p.add_argument("--input_dim", type=int, help="feature dimension (default: 80 fbank bins, 1 for raw audio)")
     p.add_argument("--vocab_size", type=int, default=30, help="tokens, blank included")
     args, rest = p.parse_known_args(argv)
     try:
         config = load_train_config(args.config, parse_overrides(rest))
         torch.manual_seed(config.seed)
-        model = AsrModel(args.input_dim, args.vocab_size, config.model, where=args.config)
+        raw = getattr(ENCODERS.get(config.encoder, (None,))[0], "reads_waveform", False)
+        input_dim = args.input_dim or (1 if raw else 80)
+        model = AsrModel(input_dim, args.vocab_size, config.model, where=args.config)
     except ConfigError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.config}: encoder {config.encoder}, supervised head {config.sup}, unsupervised head {config.unsup}")
     for group, what in (("theta", "encoder"), ("phi", "supervised head"), ("eta", "unsupervised head")):
         print(f"  {group:5s} {counts[group]:>11,d} parameters ({what})")
-    reach = theta_reach(model, random_batch(args.input_dim, args.vocab_size))
+    reach = theta_reach(model, random_batch(input_dim, args.vocab_size, rows_per_frame=160 if raw else 1))
     print(f"  {'theta block':24s} {'parameters':>11s} {'f reaches':>10s} {'g reaches':>10s}")
     for block, (_, total) in reach["f"].items():
         pct = {loss: 100.0 * reach[loss][block][0] / total for loss in ("f", "g")}

@@ -227,6 +227,8 @@ def _check_model(model: nn.Module) -> None:
 class Wav2Vec2Encoder(nn.Module):
     """The encoder contract (``models/encoder.py``) on raw audio; see the module docstring."""
 
+    reads_waveform = True  # feats [B, T, 1]: 16 kHz samples
+
     def __init__(self, input_dim: int, config: Wav2Vec2Config):
         super().__init__()
         if input_dim != 1:
