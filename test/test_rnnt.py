@@ -176,3 +176,23 @@ def test_cli_beam_decoding(tiny_corpus, trained, tmp_path, capsys):
     assert decode_cli.main([*args, "--lexicon", str(lexicon), "--out_dir", str(tmp_path / "lex")]) == 1
     assert "lm / lexicon: supported by CTC beam search only" in capsys.readouterr().err
     assert not (tmp_path / "lex" / "text").exists()
+
+
+def test_auxiliary_ctc_on_the_transcriber():
+    """ctc_weight w: the loss is (1 - w) * RNN-T + w * CTC over a Linear of the transcriber's output."""
+    torch.manual_seed(0)
+    plain = RnntHead(6, 5, RnntConfig(embed_dim=4, pred_units=8, joint_dim=8))
+    mixed = RnntHead(6, 5, RnntConfig(embed_dim=4, pred_units=8, joint_dim=8, ctc_weight=0.3))
+    mixed.load_state_dict(plain.state_dict(), strict=False)
+    context, lengths = torch.randn(2, 7, 6), torch.tensor([7, 5])
+    targets, target_lengths = torch.tensor([[1, 2, 3], [4, 1, 0]]), torch.tensor([3, 2])
+    enc = mixed(context)
+    ctc = torch.nn.functional.ctc_loss(mixed.ctc(enc).log_softmax(-1).transpose(0, 1), targets, lengths,
+                                       target_lengths, reduction="mean", zero_infinity=True)
+    rnnt = plain.loss(plain(context), lengths, targets, target_lengths)
+    loss = mixed.loss(enc, lengths, targets, target_lengths)
+    torch.testing.assert_close(loss, 0.7 * rnnt + 0.3 * ctc)
+    loss.backward()
+    assert mixed.ctc.weight.grad.abs().sum() > 0 and mixed.transcriber.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="ctc_weight must be in"):
+        RnntConfig(ctc_weight=1.0)

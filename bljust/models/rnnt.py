@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
@@ -48,6 +49,10 @@ class RnntConfig:
     # fused_log_softmax computes the log-softmax inside the loss kernel, saving a logits-sized tensor.
     clamp: float = -1.0
     fused_log_softmax: bool = True
+    # Auxiliary CTC on the transcriber's output (a Linear(J, V) of phi), weight w in
+    # (1 - w) * rnnt + w * ctc: it makes the encoder carry the labels from the start, where a
+    # transducer trained from scratch can settle on its prediction network alone.
+    ctc_weight: float = 0.0
 
     def __post_init__(self):
         for key in ("embed_dim", "pred_layers", "pred_units", "joint_dim", "max_symbols"):
@@ -55,6 +60,8 @@ class RnntConfig:
                 raise ValueError(f"sup_conf.{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"sup_conf.dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.ctc_weight < 1.0:
+            raise ValueError(f"sup_conf.ctc_weight must be in [0, 1), got {self.ctc_weight}")
         if self.clamp <= 0 and self.clamp != -1.0:
             raise ValueError(f"sup_conf.clamp must be > 0, or -1 for no clamping, got {self.clamp}")
 
@@ -98,6 +105,7 @@ class RnntHead(nn.Module):
         self.transcriber = nn.Linear(input_dim, config.joint_dim)
         self.predictor = Predictor(vocab_size, config)
         self.joiner = Joiner(vocab_size, config)
+        self.ctc = nn.Linear(config.joint_dim, vocab_size) if config.ctc_weight > 0 else None
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """context [B, T, C] -> transcriber output [B, T, J], what ``loss`` and the decoders read"""
@@ -132,7 +140,14 @@ class RnntHead(nn.Module):
             lengths.to(device, torch.int32), target_lengths.to(device, torch.int32), blank=self.blank,
             clamp=self.config.clamp, reduction="none", fused_log_softmax=self.config.fused_log_softmax,
         )
-        return (costs / target_lengths.to(device).clamp(min=1).to(costs.dtype)).mean()
+        rnnt = (costs / target_lengths.to(device).clamp(min=1).to(costs.dtype)).mean()
+        if self.ctc is None:
+            return rnnt
+        w = self.config.ctc_weight
+        log_probs = self.ctc(enc[:, :T]).float().log_softmax(-1).transpose(0, 1)  # [T, B, V]
+        ctc = F.ctc_loss(log_probs, targets[:, :U], lengths, target_lengths, blank=self.blank, reduction="mean",
+                         zero_infinity=True)
+        return (1 - w) * rnnt + w * ctc
 
     def _start(self, n: int, device: torch.device) -> tuple[torch.Tensor, LstmState]:
         """The prediction network after the start symbol: (pred [n, J], state)."""
