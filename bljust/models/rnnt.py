@@ -183,8 +183,11 @@ class RnntHead(nn.Module):
 
     @torch.no_grad()
     def beam_search(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int) -> list[list[int]]:
-        """enc [B, T, J], lengths [B] -> the best label sequence of each utterance's beam (``nbest``)."""
-        return [self.nbest(enc[b, : int(n)], beam_size)[0][0] for b, n in enumerate(lengths.tolist())]
+        """enc [B, T, J], lengths [B] -> per utterance, the label sequence of its beam (``nbest``) with the
+        best log-probability per label (+ 1 for the final blank): unnormalised, the sum over
+        alignments favours short transcripts, i.e. deletions."""
+        return [max(self.nbest(enc[b, : int(n)], beam_size), key=lambda h: h[1] / (len(h[0]) + 1))[0]
+                for b, n in enumerate(lengths.tolist())]
 
     @torch.no_grad()
     def nbest(self, enc: torch.Tensor, beam_size: int) -> list[tuple[list[int], float]]:
