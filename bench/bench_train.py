@@ -42,10 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bljust.data.datadir import write_table
-from bljust.data.dataset import FeatureDataset
+from bljust.data.dataset import FeatureDataset, write_dump
 from bljust.features.cmvn import accumulate_stats, save_stats
-from bljust.features.fbank import ArkWriter
 from bljust.text.tokenizer import Tokenizer, build_tokenizer
 from bljust.train.batches import BatchStream
 from bljust.train.config import load_train_config
@@ -57,31 +55,23 @@ WORDS = ("the", "cat", "sat", "on", "a", "mat", "and", "she", "found", "an", "ol
 TARGET_RATIO = 5.0
 
 
-def write_dump(path: Path, n_utts: int, frames: tuple[int, int], rng: np.random.Generator, labeled: bool) -> list[np.ndarray]:
+def random_dump(path: Path, n_utts: int, frames: tuple[int, int], rng: np.random.Generator, labeled: bool) -> list[np.ndarray]:
     """A feature dump directory of random 80-dim features; transcripts of about 2.5 words a second."""
-    path.mkdir(parents=True)
-    writer = ArkWriter(path / "feats.ark")
-    num_frames, text, mats = {}, {}, []
+    text, mats = {}, {}
     for i in range(n_utts):
         n = int(rng.integers(frames[0], frames[1] + 1))
-        mat = rng.normal(size=(n, 80)).astype(np.float32)
         utt = f"utt{i:05d}"
-        writer.write(utt, mat)
-        num_frames[utt] = n
+        mats[utt] = rng.normal(size=(n, 80)).astype(np.float32)
         text[utt] = " ".join(rng.choice(WORDS, size=max(1, round(n / 40))))
-        mats.append(mat)
-    writer.close(path / "feats.scp")
-    write_table(path / "utt2num_frames", num_frames)
-    if labeled:
-        write_table(path / "text", text)
-    return mats
+    write_dump(path, mats, text if labeled else None)
+    return list(mats.values())
 
 
 def make_corpus(root: Path, n_utts: int, frames: tuple[int, int], seed: int) -> TrainData:
     rng = np.random.default_rng(seed)
-    mats = write_dump(root / "train", n_utts, frames, rng, labeled=True)
-    write_dump(root / "unlabeled", n_utts, frames, rng, labeled=False)
-    write_dump(root / "valid", 8, frames, rng, labeled=True)
+    mats = random_dump(root / "train", n_utts, frames, rng, labeled=True)
+    random_dump(root / "unlabeled", n_utts, frames, rng, labeled=False)
+    random_dump(root / "valid", 8, frames, rng, labeled=True)
     save_stats(root / "cmvn.ark", accumulate_stats(mats))
     build_tokenizer([" ".join(WORDS)], root / "tokens", "char")
     return TrainData(str(root / "train"), str(root / "valid"), str(root / "tokens"), str(root / "cmvn.ark"),

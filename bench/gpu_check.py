@@ -32,9 +32,8 @@ import numpy as np
 import torch
 
 from bljust.bin import decode
-from bljust.data.datadir import write_table
+from bljust.data.dataset import write_dump
 from bljust.features.cmvn import accumulate_stats, save_stats
-from bljust.features.fbank import ArkWriter
 from bljust.text.tokenizer import build_tokenizer
 from bljust.train.config import load_train_config
 from bljust.train.trainer import Trainer, TrainData
@@ -45,8 +44,7 @@ WORDS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL
 
 def make_dump(path: Path, n: int, seed: int, labeled: bool = True) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    path.mkdir(parents=True)
-    writer, text, frames, mats = ArkWriter(path / "feats.ark"), {}, {}, []
+    text, mats = {}, {}
     for i in range(n):
         t = int(rng.integers(200, 800))
         words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=max(1, t // 100))]
@@ -55,14 +53,9 @@ def make_dump(path: Path, n: int, seed: int, labeled: bool = True) -> list[np.nd
             band = WORDS.index(w) * 10
             mat[k * t // len(words):(k + 1) * t // len(words), band:band + 10] += 3.0
         utt = f"spk{seed}-{i:05d}"
-        writer.write(utt, mat)
-        text[utt], frames[utt] = " ".join(words), t
-        mats.append(mat)
-    writer.close(path / "feats.scp")
-    write_table(path / "utt2num_frames", frames)
-    if labeled:
-        write_table(path / "text", text)
-    return mats
+        text[utt], mats[utt] = " ".join(words), mat
+    write_dump(path, mats, text if labeled else None)
+    return list(mats.values())
 
 
 def check(encoder: str, strategy: str, data: TrainData, root: Path, args) -> str:
@@ -118,6 +111,8 @@ def main() -> int:
     p.add_argument("--utts", type=int, default=400, help="labeled and unlabeled utterances each")
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     args = p.parse_args()
+    if args.steps < 20:  # each run stops 10 steps before its end and resumes from a checkpoint 10 steps apart
+        p.error("--steps must be at least 20")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("ERROR: no CUDA device is visible (use --device cpu to test the script on a CPU)", file=sys.stderr)
         return 1

@@ -107,8 +107,3 @@ def gather(obj: object, world: World) -> list[object]:
     out = [None] * world.size if world.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out or []
-
-
-def barrier() -> None:
-    if active():
-        dist.barrier()

@@ -6,9 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bljust.data.datadir import write_table
+from bljust.data.dataset import write_dump
 from bljust.features.cmvn import accumulate_stats, save_stats
-from bljust.features.fbank import ArkWriter
 from bljust.text.tokenizer import build_tokenizer
 
 WORDS = ["CAT", "DOG", "BIRD", "FISH"]
@@ -17,9 +16,7 @@ WORDS = ["CAT", "DOG", "BIRD", "FISH"]
 def make_dump(path: Path, n_utts: int, seed: int, labeled: bool = True, frames=(60, 140)) -> list[np.ndarray]:
     """A feature dump dir whose 80-dim features carry the words as band patterns."""
     rng = np.random.default_rng(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    writer = ArkWriter(path / "feats.ark")
-    text, num_frames, mats = {}, {}, []
+    text, mats = {}, {}
     for i in range(n_utts):
         words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=2)]
         n = int(rng.integers(*frames))
@@ -28,14 +25,9 @@ def make_dump(path: Path, n_utts: int, seed: int, labeled: bool = True, frames=(
             band = WORDS.index(w) * 20
             mat[k * n // 2 : (k + 1) * n // 2, band : band + 20] += 3.0
         utt = f"spk{seed}-{i:04d}"
-        writer.write(utt, mat)
-        text[utt], num_frames[utt] = " ".join(words), n
-        mats.append(mat)
-    writer.close(path / "feats.scp")
-    write_table(path / "utt2num_frames", num_frames)
-    if labeled:
-        write_table(path / "text", text)
-    return mats
+        text[utt], mats[utt] = " ".join(words), mat
+    write_dump(path, mats, text if labeled else None)
+    return list(mats.values())
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,9 @@ import kaldiio
 import numpy as np
 import torch
 
-from bljust.data.datadir import read_table
+from bljust.data.datadir import read_table, write_table
 from bljust.features.cmvn import load_stats
+from bljust.features.fbank import ArkWriter
 from bljust.text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,19 @@ class FeatureDataset:
     def rows(self, fbank_frames: int) -> int:
         """The rows of this dataset that hold as much audio as ``fbank_frames`` 10 ms frames."""
         return max(1, round(fbank_frames * FBANK_FRAME_SHIFT / self.frame_shift))
+
+
+def write_dump(path: str | os.PathLike, mats: dict[str, np.ndarray], text: dict[str, str] | None = None) -> None:
+    """A dump directory as FeatureDataset reads it: feats.ark/.scp, utt2num_frames and, with ``text``, text."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    writer = ArkWriter(path / "feats.ark")
+    for utt, mat in mats.items():
+        writer.write(utt, mat)
+    writer.close(path / "feats.scp")
+    write_table(path / "utt2num_frames", {utt: len(mat) for utt, mat in mats.items()})
+    if text is not None:
+        write_table(path / "text", text)
 
 
 @dataclass
