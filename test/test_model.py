@@ -110,3 +110,35 @@ def test_mask_replaces_latent_frames_before_the_context_network():
     torch.testing.assert_close(masked.context[1], plain.context[1])  # nothing masked in utterance 1
     with pytest.raises(ValueError, match="mask_embedding"):
         model.encoder(feats, lengths, mask)
+
+
+def test_init_from_a_model_package(tmp_path):
+    """init: model_best.pt copies the encoder; a head is carried over only where it fits (a CTC head
+    does not fit an RNN-T one), and an encoder of another shape is refused naming its tensors."""
+    from bljust.models.init import InitError, load_init
+
+    ctc = make_model()
+    with torch.no_grad():
+        for p in ctc.parameters():
+            p.add_(0.5)
+    package = {"config": {"encoder": "cnn_lstm", "sup": "ctc", "unsup": "cpc"}, "input_dim": 80, "vocab_size": 10,
+               "steps": 7, "model": ctc.state_dict()}
+    torch.save(package, tmp_path / "model_best.pt")
+    conf = {"cnn_layers": 3, "latent_dim": 32, "lstm_layers": 2, "lstm_units": 16, "dropout": 0.0}
+    rnnt = AsrModel(80, 10, ModelConfig("cnn_lstm", conf, sup="rnnt", sup_conf={"pred_units": 8, "joint_dim": 8}))
+    fresh_sup = {k: v.clone() for k, v in rnnt.sup.state_dict().items()}
+    lines = load_init(rnnt, tmp_path / "model_best.pt")
+    for k, v in ctc.encoder.state_dict().items():
+        assert torch.equal(rnnt.encoder.state_dict()[k], v), k
+    for k, v in ctc.unsup.state_dict().items():
+        assert torch.equal(rnnt.unsup.state_dict()[k], v), k
+    assert all(torch.equal(rnnt.sup.state_dict()[k], v) for k, v in fresh_sup.items())
+    assert lines[0].startswith("encoder: ") and "step 7" in lines[0]
+    assert "sup: freshly initialised (the package's ctc head does not fit rnnt of this config)" in lines
+    assert any(line.startswith("unsup: ") and "carried over" in line for line in lines), lines
+
+    wider = AsrModel(80, 10, ModelConfig("cnn_lstm", {**conf, "lstm_units": 24}))
+    with pytest.raises(InitError, match=r"does not fit the model's encoder:\n  mis-shaped: "):
+        load_init(wider, tmp_path / "model_best.pt")
+    with pytest.raises(InitError, match="input_dim: the package's is 80, the data's 40"):
+        load_init(AsrModel(40, 10, ModelConfig("cnn_lstm", conf)), tmp_path / "model_best.pt")

@@ -196,3 +196,32 @@ def test_auxiliary_ctc_on_the_transcriber():
     assert mixed.ctc.weight.grad.abs().sum() > 0 and mixed.transcriber.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="ctc_weight must be in"):
         RnntConfig(ctc_weight=1.0)
+
+
+def test_batches_respect_the_joint_cap(tiny_corpus, tmp_path):
+    """batch.max_joint: every labeled and validation batch's B x T' x (U+1) x V stays within the cap
+    (or is one utterance), and the cap is refused for a head without a joint network."""
+    def joint_sizes(cap: int) -> tuple[int, list[int]]:
+        cfg = load_train_config(None, {**TINY_MODEL, "sup": "rnnt", "sup_conf": SMALL, "diag_interval": 0, "max_epochs": 1,
+                                       "phases": {"train": {"steps": 1}},
+                                       "batch": {"max_frames": 100000, "max_joint": cap}})
+        trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / f"cap{cap}")
+        data, model = trainer.train_set, trainer.model
+        sizes = []
+        for batch in trainer.labeled.sampler.batches + [b.utt_ids for b in trainer.valid_batches]:
+            dataset = data if batch[0] in data.num_frames else trainer.valid_set
+            frames = max(int(model.encoder.output_lengths(torch.tensor(dataset.num_frames[u]))) for u in batch)
+            labels = max(len(dataset.targets[u]) for u in batch) + 1
+            sizes.append((len(batch), len(batch) * frames * labels * model.vocab_size))
+        return len(trainer.labeled.sampler.batches), sizes
+
+    n_free, free = joint_sizes(0)
+    cap = max(size for _, size in free) // 4
+    n_capped, capped = joint_sizes(cap)
+    assert n_capped > n_free
+    assert all(size <= cap or count == 1 for count, size in capped)
+
+    cfg = load_train_config(None, {**TINY_MODEL, "diag_interval": 0, "max_epochs": 1, "phases": {"train": {"steps": 1}},
+                                   "batch": {"max_joint": 1000}})
+    with pytest.raises(ValueError, match="batch.max_joint caps a transducer's joint network; sup 'ctc' has none"):
+        Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "ctc")

@@ -15,7 +15,7 @@ import torchaudio
 
 from bljust.bin import import_pretrained
 from bljust.models.asr_model import AsrModel, ModelConfig
-from bljust.models.init import InitError, load_init, read_init
+from bljust.models.init import InitError, load_encoder, load_init, read_init
 from bljust.models.wav2vec2 import SHAPES, Wav2Vec2Config, Wav2Vec2Encoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the reference models are built from config objects: never download
@@ -234,11 +234,41 @@ def test_channel_masking_only_in_training():
     assert not torch.allclose(trained, same, atol=1e-3)
 
 
+def test_time_masking_replaces_frames_of_the_supervised_pass_in_training():
+    """mask_prob: in training, without an unsupervised head's mask, spans of the Transformer's input
+    become mask_emb (so the outputs change and mask_emb gets a gradient); in eval mode and on a pass
+    with the head's own mask nothing changes."""
+    masked, plain = make_encoder(mask_prob=0.5, mask_length=3), make_encoder()
+    assert masked.mask_emb.shape == (32,) and "mask_emb" not in plain.state_dict()
+    masked.load_state_dict({**plain.state_dict(), "mask_emb": masked.mask_emb.detach()})
+    feats, lengths = waves([5000, 3000])
+    with torch.no_grad():
+        assert torch.equal(masked(feats, lengths).context, plain(feats, lengths).context)
+    masked.train(), plain.train()
+    torch.manual_seed(0)
+    out = masked(feats, lengths)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        reference = plain(feats, lengths).context
+    assert not torch.allclose(out.context, reference, atol=1e-3)
+    out.context.sum().backward()
+    assert masked.mask_emb.grad.abs().sum() > 0
+    head_mask = torch.zeros(2, int(out.lengths.max()), dtype=torch.bool)
+    head_mask[:, 2:4] = True
+    emb = torch.randn(32)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        theirs = plain(feats, lengths, head_mask, emb).context
+        torch.manual_seed(1)
+        assert torch.equal(masked(feats, lengths, head_mask, emb).context, theirs)
+
+
 @pytest.mark.parametrize("key,value", [
     ("shape", "huge"), ("extractor_mode", "batch_norm"), ("conv_layers", [[32, 10]]), ("conv_layers", []),
     ("embed_dim", 0), ("num_heads", 5), ("pos_conv_groups", 5), ("dropout", 1.0), ("layer_drop", -0.1),
     ("feature_grad_mult", -1.0), ("freeze_transformer_updates", -1), ("mask_channel_prob", 1.5),
-    ("mask_channel_length", 0), ("mask_channel_length", 33), ("conv_bias", 1),
+    ("mask_channel_length", 0), ("mask_channel_length", 33), ("conv_bias", 1), ("mask_prob", 1.5),
+    ("mask_length", 0),
 ])
 def test_bad_config_names_the_key(key, value):
     with pytest.raises(ValueError, match=rf"^encoder_conf\.{key}"):
@@ -299,7 +329,7 @@ def import_cli(args: list, capsys) -> tuple[int, str, str]:
 def encoder_from_init(path) -> Wav2Vec2Encoder:
     init = read_init(path)
     enc = Wav2Vec2Encoder(1, Wav2Vec2Config(**{**init["encoder_conf"], "dropout": 0.0, "attention_dropout": 0.0}))
-    enc.load_state_dict(init["encoder"])
+    load_encoder(enc, init["encoder"], path)
     return enc.eval()
 
 
@@ -308,7 +338,7 @@ def test_hf_import_gives_the_same_outputs(hf_models, variant, tmp_path, capsys):
     folder, hf = hf_models[variant]
     rc, out, err = import_cli(["--format", "hf", folder, tmp_path / "init.pt"], capsys)
     assert rc == 0, err
-    assert "wav2vec2.masked_spec_embed" in out  # listed as not used
+    assert "mask_emb (fine-tuning time masking, encoder_conf.mask_prob): carried over (wav2vec2.masked_spec_embed)" in out
     enc = encoder_from_init(tmp_path / "init.pt")
     normalize = variant == "lv60k_like"
     assert enc.config.normalize_waveform is normalize
@@ -474,7 +504,7 @@ def test_fairseq_import_gives_the_same_outputs(layer_norm, style, tmp_path, caps
     if style == "finetuned":
         assert init["quantizer"] is None and "w2v_encoder.proj.weight" in out
     else:
-        assert "mask_emb" in out  # listed as not used
+        assert "mask_emb (fine-tuning time masking, encoder_conf.mask_prob): carried over (mask_emb)" in out
         assert init["unsup_conf"]["codebook_groups"] == 2 and init["unsup_conf"]["code_dim"] == 12
         model = tiny_asr_model({"code_dim": 12}, {**TINY_LN, "normalize_waveform": True} if layer_norm else None)
         lines = load_init(model, tmp_path / "init.pt")
@@ -483,6 +513,9 @@ def test_fairseq_import_gives_the_same_outputs(layer_norm, style, tmp_path, caps
         assert torch.equal(model.unsup.quantizer.codebook.detach(), vars_.view(2, 8, 6))
         with torch.no_grad():
             torch.testing.assert_close(model.encoder(feats, lengths).context, ours)
+        masking = tiny_asr_model({"code_dim": 12}, {**(TINY_LN if layer_norm else TINY), "mask_prob": 0.5})
+        assert "encoder.mask_emb: carried over" in load_init(masking, tmp_path / "init.pt")
+        assert torch.equal(masking.encoder.mask_emb.detach(), fairseq_checkpoint(source, layer_norm, style)["model"]["mask_emb"])
 
 
 def test_source_names_of_absent_tensors(tmp_path):
@@ -499,7 +532,7 @@ def test_source_names_of_absent_tensors(tmp_path):
     transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**HF_TINY)).save_pretrained(tmp_path / "hf")
     conv = read_huggingface(tmp_path / "hf")
     names, conv.names = conv.names, {}
-    assert all(conv.source_name(k) == names[k] for k in conv.encoder) and len(names) == 50
+    assert all(conv.source_name(k) == names[k] for k in conv.encoder) and len(names) == 51  # with masked_spec_embed
 
 
 # ---- (d) errors -------------------------------------------------------------------------------

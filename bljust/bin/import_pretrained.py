@@ -28,7 +28,7 @@ import yaml
 from bljust.config import ConfigError, from_dict, load_yaml
 from bljust.fileio import atomic_open
 from bljust.losses import UNSUP_HEADS
-from bljust.models.init import HEAD_PARTS, InitError, head_parts, state_errors, structure_errors
+from bljust.models.init import HEAD_PARTS, OPTIONAL_ENCODER, InitError, head_parts, state_errors, structure_errors
 from bljust.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from bljust.models.wav2vec2_import import Converted, read_fairseq, read_huggingface
 
@@ -62,11 +62,12 @@ def build_init(conv: Converted, target: Wav2Vec2Config, head: torch.nn.Module | 
     if errors:
         raise InitError(f"{conv.source}: the weights' structure differs from the config's:\n  " + "\n  ".join(errors))
     with torch.device("meta"):  # shapes only, nothing allocated
-        expected = Wav2Vec2Encoder(1, target).state_dict()
+        expected = {k: v for k, v in Wav2Vec2Encoder(1, target).state_dict().items() if k not in OPTIONAL_ENCODER}
     errors, extra = state_errors(conv.encoder, expected, {k: conv.source_name(k) for k in expected} | conv.names)
+    extra = [k for k in extra if k not in OPTIONAL_ENCODER]
     if errors:
         raise InitError(f"{conv.source} does not fit the wav2vec2 encoder it describes:\n  " + "\n  ".join(errors))
-    encoder = {k: v for k, v in conv.encoder.items() if k in expected}
+    encoder = {k: v for k, v in conv.encoder.items() if k in expected or k in OPTIONAL_ENCODER}
     lines = [f"source: {conv.source}"]
     params = sum(v.numel() for v in encoder.values())
     implied = {**conv.config.structure(), "normalize_waveform": conv.config.normalize_waveform}
@@ -74,6 +75,8 @@ def build_init(conv: Converted, target: Wav2Vec2Config, head: torch.nn.Module | 
     shown = {"shape": preset, "normalize_waveform": conv.config.normalize_waveform} if preset else implied
     lines.append(f"encoder: {len(encoder)} tensors, {params:,d} parameters; "
                  f"encoder_conf: {_flow(shown)}")
+    lines.append("mask_emb (fine-tuning time masking, encoder_conf.mask_prob): " +
+                 (f"carried over ({conv.names['mask_emb']})" if "mask_emb" in encoder else "not in the source"))
     if head is not None:
         quantizer, head_lines = head_parts(head, conv.head)
     else:

@@ -14,6 +14,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import kaldiio
 import numpy as np
@@ -146,7 +147,9 @@ class BucketBatchSampler:
     """
 
     def __init__(self, lengths: dict[str, int], max_frames: int, shuffle: bool = True, seed: int = 0,
-                 min_batch: int = 1):
+                 min_batch: int = 1, fits: Callable[[list[str]], bool] | None = None):
+        """fits: a further limit, e.g. on a transducer joint's memory; a batch grows only while
+        ``fits(batch)`` holds (or it has fewer than ``min_batch`` utterances)."""
         if len(lengths) < min_batch:
             raise ValueError(f"{len(lengths)} utterances cannot fill batches of at least {min_batch}")
         self.shuffle, self.seed = shuffle, seed
@@ -156,7 +159,8 @@ class BucketBatchSampler:
         current: list[str] = []
         for utt in ordered:
             # Sorted ascending, so the newest utterance is the longest: padded size = count * its length.
-            if len(current) >= min_batch and (len(current) + 1) * lengths[utt] > max_frames:
+            if len(current) >= min_batch and ((len(current) + 1) * lengths[utt] > max_frames
+                                              or (fits is not None and not fits(current + [utt]))):
                 self.batches.append(current)
                 current = []
             current.append(utt)

@@ -82,7 +82,7 @@ class AsrModel(nn.Module):
         if config.input_norm not in INPUT_NORMS:
             raise ConfigError(f"{where}: unknown input_norm '{config.input_norm}' (known: {', '.join(INPUT_NORMS)})")
         self.utterance_norm = config.input_norm == "utterance"
-        self.input_dim, self.vocab_size = input_dim, vocab_size
+        self.input_dim, self.vocab_size, self.config = input_dim, vocab_size, config
 
     def _normalize(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return utterance_mean_norm(feats, lengths.to(feats.device)) if self.utterance_norm else feats

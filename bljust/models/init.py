@@ -4,7 +4,8 @@ An init file is a dict saved with ``torch.save`` that ``torch.load(weights_only=
 (tensors, str, int, bool, float, None, lists and dicts only):
 
     {
-      "encoder":      state dict in Wav2Vec2Encoder's layout ("model." + torchaudio's Wav2Vec2Model names),
+      "encoder":      state dict in Wav2Vec2Encoder's layout ("model." + torchaudio's Wav2Vec2Model names,
+                      and mask_emb [E] where the source has one),
       "quantizer":    state dict in ContrastiveHead's layout, or None: any of the parts
                       quantizer.{logits.weight, logits.bias, codebook}, project_q.{weight, bias},
                       final_proj.{weight, bias} (the target side of wav2vec 2.0's loss and its context projection),
@@ -15,8 +16,13 @@ An init file is a dict saved with ``torch.save`` that ``torch.load(weights_only=
                       codebook_entries, code_dim, final_dim),
     }
 
-``python -m bljust.bin.import_pretrained`` writes one from a Hugging Face or fairseq checkpoint;
-``load_init(model, path)`` copies it into an AsrModel.
+``python -m bljust.bin.import_pretrained`` writes one from a Hugging Face or fairseq checkpoint.
+
+``init:`` also takes a model package of an earlier training (``exp/<x>/model_best.pt``): its
+encoder is copied (every tensor required, same shapes), each head only where the new model's
+head has exactly its tensors. That starts, e.g., an RNN-T from an encoder trained with CTC.
+
+``load_init(model, path)`` copies either kind into an AsrModel.
 """
 from __future__ import annotations
 
@@ -100,42 +106,79 @@ def head_parts(head: nn.Module | None, state: dict | None) -> tuple[dict[str, to
     return load, lines
 
 
+PACKAGE_KEYS = ("config", "input_dim", "vocab_size", "model")  # a trained model package (model_best.pt)
+
+
+def is_package(obj) -> bool:
+    return isinstance(obj, dict) and all(k in obj for k in PACKAGE_KEYS) and isinstance(obj["model"], dict)
+
+
 def read_init(path: str | os.PathLike) -> dict:
-    """Load and check an init file's format."""
+    """Load and check an init file's format (an import, or a trained model package)."""
     try:
         init = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InitError(f"init file not found: {path}") from None
     except Exception as e:  # not a torch file, or objects beyond plain data
         raise InitError(f"{path}: not an init file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if is_package(init):
+        return init
     if not isinstance(init, dict) or any(k not in init for k in INIT_KEYS) or not isinstance(init["encoder"], dict):
-        raise InitError(f"{path}: not an init file (a dict with {', '.join(INIT_KEYS)}); "
-                        "write one with python -m bljust.bin.import_pretrained")
+        raise InitError(f"{path}: not an init file (a dict with {', '.join(INIT_KEYS)}, written by "
+                        "python -m bljust.bin.import_pretrained, or a trained model_best.pt / model_last.pt)")
     return init
+
+
+# Encoder tensors that exist only with some settings (wav2vec2's mask_emb: mask_prob > 0).
+OPTIONAL_ENCODER = ("mask_emb",)
+
+
+def load_encoder(encoder: nn.Module, given: dict[str, torch.Tensor], where: str | os.PathLike) -> list[str]:
+    """Copy ``given`` into ``encoder`` -> report lines about the optional tensors.
+
+    Every other tensor is required with its shape, and nothing else may be given (an InitError
+    lists every difference); an optional one is carried over where both sides have it."""
+    mine = encoder.state_dict()
+    core = {k: v for k, v in given.items() if k not in OPTIONAL_ENCODER}
+    errors, extra = state_errors(core, {k: v for k, v in mine.items() if k not in OPTIONAL_ENCODER})
+    errors += [f"unexpected: {k}" for k in extra]
+    if errors:
+        raise InitError(f"{where} does not fit the model's encoder:\n  " + "\n  ".join(errors))
+    lines = []
+    for key in OPTIONAL_ENCODER:
+        if key in mine and key in given and given[key].shape == mine[key].shape:
+            core[key] = given[key]
+            lines.append(f"encoder.{key}: carried over")
+        elif key in mine:
+            lines.append(f"encoder.{key}: freshly initialised (" + ("not in the weights)" if key not in given else
+                         f"the weights' is {shape_str(given[key])}, the model's {shape_str(mine[key])})"))
+        elif key in given:
+            lines.append(f"encoder.{key}: in the weights, not used by this config")
+    encoder.load_state_dict(core, strict=False)  # strict: every required tensor was checked above
+    return lines
 
 
 def load_init(model: nn.Module, path: str | os.PathLike) -> list[str]:
     """Copy the init file at ``path`` into ``model`` (an AsrModel) -> report lines, for the caller
     to log (the trainer does): what was loaded, and every part left freshly initialised and why.
 
-    The encoder must be a wav2vec2 encoder of the file's structure: every tensor is required and
-    any difference is an InitError naming them. The contrastive head's quantizer, project_q and
+    The encoder must be a wav2vec2 encoder of the file's structure: every tensor is required (but
+    ``mask_emb``, used with ``mask_prob`` > 0) and any difference is an InitError naming them. The contrastive head's quantizer, project_q and
     final_proj are each carried over when the head has them with the same shapes, otherwise they
-    keep their fresh initialisation (said in the report). The supervised head and the mask
-    embedding are never in an init file."""
+    keep their fresh initialisation (said in the report). The supervised head and the contrastive
+    head's mask embedding are never in an init file. A model package goes to ``load_package``."""
     init = read_init(path)
+    if is_package(init):
+        return load_package(model, init, path)
     encoder = getattr(model, "encoder", None)
     if not isinstance(encoder, Wav2Vec2Encoder):
         raise InitError(f"{path}: wav2vec 2.0 weights need encoder: wav2vec2, the model's encoder is "
                         f"{type(encoder).__name__}")
     errors = structure_errors(init["encoder_conf"], encoder.config)
-    if not errors:
-        errors, extra = state_errors(init["encoder"], encoder.state_dict())
-        errors += [f"unexpected: {k}" for k in extra]
     if errors:
         raise InitError(f"{path} does not fit the model's encoder:\n  " + "\n  ".join(errors))
-    encoder.load_state_dict(init["encoder"])
-    lines = [f"encoder: {len(init['encoder'])} tensors from {init['source']}"]
+    optional = load_encoder(encoder, init["encoder"], path)
+    lines = [f"encoder: {len(init['encoder'])} tensors from {init['source']}", *optional]
     implied_norm = init["encoder_conf"].get("normalize_waveform")
     if implied_norm is not None and implied_norm != encoder.config.normalize_waveform:
         lines.append(f"warning: the weights were trained with normalize_waveform {implied_norm}, "
@@ -148,4 +191,45 @@ def load_init(model: nn.Module, path: str | os.PathLike) -> list[str]:
     if head is not None and getattr(head, "mask_embedding", None) is not None:
         lines.append("unsup.mask_embedding: freshly initialised (wav2vec 2.0's mask_emb lives after the feature "
                      "projection, bljust's in the latent space)")
+    return lines
+
+
+def load_package(model: nn.Module, package: dict, path: str | os.PathLike) -> list[str]:
+    """Copy a trained model package's encoder into ``model`` -> report lines.
+
+    The encoder must have the same tensors with the same shapes (an InitError lists every
+    difference). Each head (``sup``, ``unsup``) is carried over when the model's has exactly the
+    package's tensor names and shapes, and otherwise keeps its fresh initialisation: a CTC head
+    does not fit an RNN-T one, and a head over another token list would fit in shape only, so
+    the vocabulary sizes must agree too."""
+    state = package["model"]
+    config = package["config"]
+    errors = []
+    if package["input_dim"] != model.input_dim:
+        errors.append(f"input_dim: the package's is {package['input_dim']}, the data's {model.input_dim}")
+    if config.get("encoder") != model.config.encoder:
+        errors.append(f"encoder: the package's is {config.get('encoder')!r}, the config's {model.config.encoder!r}")
+    if errors:
+        raise InitError(f"{path} does not fit the model's encoder:\n  " + "\n  ".join(errors))
+    part = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    optional = load_encoder(model.encoder, part, path)
+    lines = [f"encoder: {len(part)} tensors from the model package {path} ({config.get('encoder')}, "
+             f"step {package.get('steps', '?')})", *optional]
+    if config.get("input_norm", "none") != model.config.input_norm:
+        lines.append(f"warning: the package was trained with input_norm {config.get('input_norm', 'none')}, "
+                     f"this config has {model.config.input_norm}")
+    for name in ("sup", "unsup"):
+        head = getattr(model, name)
+        theirs = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+        mine = head.state_dict()
+        fits = (config.get(name) == getattr(model.config, name) and package["vocab_size"] == model.vocab_size
+                and theirs.keys() == mine.keys()
+                and all(tuple(theirs[k].shape) == tuple(mine[k].shape) for k in mine))
+        if fits and mine:
+            head.load_state_dict(theirs)
+            lines.append(f"{name}: {len(theirs)} tensors carried over ({config.get(name)})")
+        else:
+            lines.append(f"{name}: freshly initialised (the package's {config.get(name)} head does not fit "
+                         f"{getattr(model.config, name)} of this config)" if theirs else
+                         f"{name}: freshly initialised (not in the package)")
     return lines

@@ -14,7 +14,9 @@ prediction network's states, both written here.
 Memory: training materialises the joint for every (frame, label position) pair, so it holds
 B x T x (U+1) x J activations and B x T x (U+1) x V logits (plus, with the fused log-softmax,
 a gradient of the logits' size computed in the forward pass): it grows with the product of
-frames and transcript length, not their sum as CTC's does. ``batch.max_frames`` bounds it.
+frames and transcript length, not their sum as CTC's does. ``batch.max_joint`` caps the
+logits per batch (the batcher counts B x T' x (U+1) x V before it reads anything), on top of
+``batch.max_frames``.
 
 torchaudio's ``models.RNNT`` is not used: its prediction and joint networks are private
 classes, and its ``RNNTBeamSearch`` takes the last id as the blank where ours is 0.
@@ -36,8 +38,8 @@ LstmState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [L, N, H]
 class RnntConfig:
     """Sizes of phi's prediction and joint networks, and the loss's and decoders' options.
 
-    The joint's B x T x (U+1) x V logits dominate memory: if training runs out of it, lower
-    ``batch.max_frames`` (fewer utterances per batch) before shrinking the networks.
+    The joint's B x T x (U+1) x V logits dominate memory: if training runs out of it, set
+    ``batch.max_joint`` (or lower ``batch.max_frames``) before shrinking the networks.
     """
     embed_dim: int = 256  # label embedding of the prediction network
     pred_layers: int = 2  # LSTM layers of the prediction network (2, as in JUST)

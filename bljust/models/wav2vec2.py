@@ -23,7 +23,7 @@ the Transformer as Linear(mask_embedding): a learned vector, as wav2vec 2.0's ow
 Module layout (a contract: an importer loads torchaudio-layout weights into ``encoder.model``):
 ``self.model`` is the torchaudio ``Wav2Vec2Model`` built by ``torchaudio.models.wav2vec2_model``
 (no ``aux`` head); the encoder owns no other parameter or buffer, so its state dict is
-``model.`` + torchaudio's names.
+``model.`` + torchaudio's names, plus ``mask_emb`` [E] when ``mask_prob`` > 0.
 
 Padding: an utterance's latent and context are the same alone or in a padded batch. The convs
 have no padding, so a valid output frame only reads valid samples; the one statistic over time,
@@ -48,10 +48,16 @@ Fine-tuning controls (fairseq's names where they exist):
   parallel training every rank drops the same layers, each rank's forward pass is its share of
   the same sub-network, and the summed gradients are that sub-network's. All forward passes of
   one update (f, g, an out-of-memory retry in halves) use the same layers.
+* ``mask_prob`` / ``mask_length``: in training, on a pass without an unsupervised head's mask
+  (the supervised one), spans of ``mask_length`` frames of the Transformer's input are replaced
+  by ``mask_emb`` [E], a learned vector after the feature projection, as fairseq's fine-tuning
+  does with its ``mask_emb`` (an import carries the pre-trained one over). ``mask_prob`` is the
+  expected fraction of frames masked (``losses/masking.span_mask``); fairseq's is the chance of
+  a frame starting a span, with overlaps, so its 0.5 at length 10 masks about 0.4 of the frames.
 * ``mask_channel_prob`` / ``mask_channel_length``: in training, spans of ``mask_channel_length``
   channels of the Transformer's input are zeroed over the whole utterance, a fraction
-  ``mask_channel_prob`` of the channels in expectation (``losses/masking.span_mask``; drawn from
-  the global RNG like dropout).
+  ``mask_channel_prob`` of the channels in expectation. Both masks are drawn from the global RNG,
+  like dropout.
 """
 from __future__ import annotations
 
@@ -126,6 +132,8 @@ class Wav2Vec2Config:
     freeze_feature_encoder: bool = False
     feature_grad_mult: float = 1.0
     freeze_transformer_updates: int = 0  # fairseq's freeze_finetune_updates
+    mask_prob: float = 0.0  # time masking of the supervised pass, a fraction of frames (module docstring)
+    mask_length: int = 10
     mask_channel_prob: float = 0.0
     mask_channel_length: int = 10
 
@@ -167,6 +175,10 @@ class Wav2Vec2Config:
         if not _is_int(self.freeze_transformer_updates, 0):
             raise ValueError(f"encoder_conf.freeze_transformer_updates must be an integer >= 0, "
                              f"got {self.freeze_transformer_updates!r}")
+        if not _is_prob(self.mask_prob, upper_inclusive=True):
+            raise ValueError(f"encoder_conf.mask_prob must be in [0, 1], got {self.mask_prob!r}")
+        if not _is_int(self.mask_length):
+            raise ValueError(f"encoder_conf.mask_length must be a positive integer, got {self.mask_length!r}")
         if not _is_prob(self.mask_channel_prob, upper_inclusive=True):
             raise ValueError(f"encoder_conf.mask_channel_prob must be in [0, 1], got {self.mask_channel_prob!r}")
         if not _is_int(self.mask_channel_length) or self.mask_channel_length > self.embed_dim:
@@ -249,6 +261,7 @@ class Wav2Vec2Encoder(nn.Module):
         )
         _check_model(self.model)
         self.latent_dropout = c.latent_dropout
+        self.mask_emb = nn.Parameter(torch.empty(c.embed_dim).uniform_()) if c.mask_prob > 0 else None
         # Frozen: the convs run without autograd, so their parameters never get a gradient. They keep
         # requires_grad, as the trainer's optimizers and gradient diagnostics expect of theta; both
         # skip a parameter without a gradient (no update, no weight decay).
@@ -305,17 +318,24 @@ class Wav2Vec2Encoder(nn.Module):
         gen = torch.Generator().manual_seed(0x5D2A_0000 + seed)  # an offset, so it shares no stream with seed-n generators
         return (torch.rand(num, generator=gen) >= self.config.layer_drop).tolist()
 
-    def _channel_mask(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, T', E] -> x with spans of channels zeroed per utterance (training only)."""
+    def _fine_tuning_masks(self, x: torch.Tensor, pad: torch.Tensor, time: bool) -> torch.Tensor:
+        """x [B, T', E] -> x with spans of frames (``time``) replaced by mask_emb, then spans of
+        channels zeroed per utterance (training only; module docstring)."""
         from bljust.losses.masking import span_mask  # here: bljust.losses imports the models package
 
-        b, _, e = x.shape
+        b, n, e = x.shape
         c = self.config
-        mask = span_mask(torch.full((b,), e), e, c.mask_channel_prob, c.mask_channel_length)  # [B, E]
-        return x.masked_fill(mask.to(x.device).unsqueeze(1), 0.0)
+        if time and c.mask_prob > 0:
+            frames = span_mask((~pad).sum(1).cpu(), n, c.mask_prob, c.mask_length).to(x.device)  # [B, T']
+            x = torch.where(frames.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
+        if c.mask_channel_prob > 0:
+            channels = span_mask(torch.full((b,), e), e, c.mask_channel_prob, c.mask_channel_length)  # [B, E]
+            x = x.masked_fill(channels.to(x.device).unsqueeze(1), 0.0)
+        return x
 
-    def _context(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        """x [B, T', C] (latent, masked frames replaced), pad [B, T'] bool (True: padding) -> context [B, T', E]."""
+    def _context(self, x: torch.Tensor, pad: torch.Tensor, time_mask: bool) -> torch.Tensor:
+        """x [B, T', C] (latent, masked frames replaced), pad [B, T'] bool (True: padding) -> context [B, T', E].
+        time_mask: apply ``mask_prob`` (in training)."""
         c = self.config
         projection = self.model.encoder.feature_projection
         t = self.model.encoder.transformer
@@ -327,8 +347,8 @@ class Wav2Vec2Encoder(nn.Module):
             frozen = self._update < c.freeze_transformer_updates
         with torch.no_grad() if frozen else contextlib.nullcontext():
             x = projection.dropout(projection.projection(x))
-            if self.training and c.mask_channel_prob > 0:
-                x = self._channel_mask(x)
+            if self.training:
+                x = self._fine_tuning_masks(x, pad, time_mask)
             x = x.masked_fill(pad.unsqueeze(-1), 0.0)  # what the positional conv reads beyond an utterance alone
             b, n, _ = x.shape
             attention = None if not bool(pad.any()) else (~pad)[:, None, None, :].expand(b, 1, n, n)  # True: attend
@@ -372,6 +392,6 @@ class Wav2Vec2Encoder(nn.Module):
         targets = F.dropout(latent, self.latent_dropout, self.training) if self.latent_dropout > 0 else latent
         if not need_context:
             return EncoderOutput(targets, None, out_lengths)
-        context = self._context(apply_mask(latent, mask, mask_embedding), pad)
+        context = self._context(apply_mask(latent, mask, mask_embedding), pad, time_mask=mask is None)
         return EncoderOutput(targets, context, out_lengths)
 

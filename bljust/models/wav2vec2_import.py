@@ -12,7 +12,8 @@ Two sources, read without their libraries:
 
 Both become a ``Converted``: the encoder's state dict in Wav2Vec2Encoder's layout ("model." +
 torchaudio's names), the quantizer side in ContrastiveHead's layout, the structure the source
-describes, and the source names nothing takes (a CTC output layer, the mask embedding, ...).
+describes, and the source names nothing takes (a CTC output layer, ...). The mask embedding
+(HF ``masked_spec_embed``, fairseq ``mask_emb``) becomes the encoder's optional ``mask_emb``.
 
 Name maps, torchaudio's name <- HF's | fairseq's (i: conv layer, j: Transformer layer):
 
@@ -94,6 +95,7 @@ HF_ENCODER_MAP = [
     (_LAYER + r"attention\.(q|k|v|out)_proj\.(weight|bias)$", _TA_LAYER + r"attention.\2_proj.\3"),
     (_LAYER + r"(layer_norm|final_layer_norm)\.(weight|bias)$", _TA_LAYER + r"\2.\3"),
     (_LAYER + r"feed_forward\.(intermediate_dense|output_dense)\.(weight|bias)$", _TA_LAYER + r"feed_forward.\2.\3"),
+    (r"masked_spec_embed$", "mask_emb"),
 ]
 HF_HEAD_MAP = [
     (r"quantizer\.codevectors$", "quantizer.codebook"),
@@ -115,6 +117,7 @@ FAIRSEQ_ENCODER_MAP = [
     (_LAYER + r"fc1\.(weight|bias)$", _TA_LAYER + r"feed_forward.intermediate_dense.\2"),
     (_LAYER + r"fc2\.(weight|bias)$", _TA_LAYER + r"feed_forward.output_dense.\2"),
     (_LAYER + r"final_layer_norm\.(weight|bias)$", _TA_LAYER + r"final_layer_norm.\2"),
+    (r"mask_emb$", "mask_emb"),
 ]
 FAIRSEQ_HEAD_MAP = [
     (r"quantizer\.vars$", "quantizer.codebook"),
@@ -130,6 +133,7 @@ HF_INVERSE = [
     (r"model\.feature_extractor\.(.*)", r"feature_extractor.\1"),
     (r"model\.encoder\.feature_projection\.(.*)", r"feature_projection.\1"),
     (r"model\.encoder\.transformer\.(.*)", r"encoder.\1"),
+    (r"mask_emb", "masked_spec_embed"),
 ]
 FAIRSEQ_INVERSE = [
     (r"model\.feature_extractor\.conv_layers\.(\d+)\.conv\.(.*)", r"feature_extractor.conv_layers.\1.0.\2"),
@@ -145,6 +149,7 @@ FAIRSEQ_INVERSE = [
     (_TA_LAYER_IN + r"feed_forward\.intermediate_dense\.(.*)", r"encoder.layers.\1.fc1.\2"),
     (_TA_LAYER_IN + r"feed_forward\.output_dense\.(.*)", r"encoder.layers.\1.fc2.\2"),
     (_TA_LAYER_IN + r"final_layer_norm\.(.*)", r"encoder.layers.\1.final_layer_norm.\2"),
+    (r"mask_emb", "mask_emb"),
 ]
 
 

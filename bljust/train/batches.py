@@ -16,6 +16,8 @@ workers at exactly the next batch.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from bljust.data.dataset import Batch, BucketBatchSampler, FeatureDataset, collate
@@ -37,12 +39,14 @@ class _Shards(torch.utils.data.Dataset):
 
 class BatchStream:
     def __init__(self, dataset: FeatureDataset, utts: list[str], max_frames: int, shuffle: bool, seed: int,
-                 world: World = SINGLE, num_workers: int = 0, pin_memory: bool = False):
-        """max_frames: padded audio per batch and rank, in 10 ms frames whatever the dataset's rows are."""
+                 world: World = SINGLE, num_workers: int = 0, pin_memory: bool = False,
+                 fits: Callable[[list[str]], bool] | None = None):
+        """max_frames: padded audio per batch and rank, in 10 ms frames whatever the dataset's rows are.
+        fits: a further limit, given the global batch (all ranks' shards)."""
         self.dataset, self.world = dataset, world
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.sampler = BucketBatchSampler({u: dataset.num_frames[u] for u in utts}, dataset.rows(max_frames) * world.size,
-                                          shuffle, seed, min_batch=world.size)
+                                          shuffle, seed, min_batch=world.size, fits=fits)
         self.global_utts: list[str] = []  # the whole batch the last next() drew a shard of
         self._start()
 

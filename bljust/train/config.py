@@ -85,6 +85,9 @@ class BatchConfig:
     max_frames: int = 20000  # padded audio per batch in 10 ms frames (raw audio: the same duration in samples), labeled and unlabeled alike; per process
     shuffle: bool = True
     num_workers: int = 0  # processes that read and collate batches ahead of training, per stream (0: in the training process)
+    # sup: rnnt only: at most this many joint logits B x T' x (U+1) x V per labeled batch and process
+    # (T' encoder frames, U labels, V tokens; 4 bytes each, twice over with their gradient); 0 = no cap
+    max_joint: int = 0
 
 
 @dataclass
@@ -96,7 +99,7 @@ class TrainConfig:
     unsup: str = "cpc"  # unsupervised head eta and its loss g
     unsup_conf: dict = field(default_factory=dict)
     input_norm: str = "none"  # "utterance": subtract each utterance's mean feature vector (a model setting, so decoding does too)
-    init: str = ""  # initial weights from a pre-trained model (python -m bljust.bin.import_pretrained); "" = random
+    init: str = ""  # initial weights: python -m bljust.bin.import_pretrained output, or a model_best.pt; "" = random
     strategy: str = "supervised"  # supervised, pt_ft, just, bljust
     max_epochs: int = 10  # K
     pretrain_epochs: int = 0  # pt_ft: epochs of pre-training before the max_epochs of fine-tuning; 0 = max_epochs

@@ -116,7 +116,7 @@ class Trainer:
         self.valid_set = FeatureDataset(data.valid_dir, data.cmvn, self.tokenizer)
         input_dim = self.train_set[self.train_set.utt_ids[0]][0].shape[1]
         self.model = AsrModel(input_dim, self.tokenizer.vocab_size, config.model)
-        if config.init:  # pre-trained weights (python -m bljust.bin.import_pretrained)
+        if config.init:  # pre-trained weights: an import (bljust.bin.import_pretrained) or a model package
             from bljust.models.init import load_init
 
             for line in load_init(self.model, config.init):
@@ -130,7 +130,7 @@ class Trainer:
         bc = config.batch
         loading = {"world": world, "num_workers": bc.num_workers, "pin_memory": self.device.type == "cuda"}
         self.labeled = BatchStream(self.train_set, self._usable(self.train_set, "train"), bc.max_frames, bc.shuffle,
-                                   config.seed, **loading)
+                                   config.seed, fits=self._joint_fits(self.train_set), **loading)
         self.unlabeled = None
         if config.uses_unlabeled:
             unlabeled_set = FeatureDataset(data.unlabeled_dir, data.cmvn)
@@ -139,7 +139,8 @@ class Trainer:
         valid_utts = self._usable(self.valid_set, "valid")
         self.valid_batches = [collate(self.valid_set, utts).to(self.device) for utts in
                               BucketBatchSampler({u: self.valid_set.num_frames[u] for u in valid_utts},
-                                                 self.valid_set.rows(bc.max_frames), shuffle=False).batches]
+                                                 self.valid_set.rows(bc.max_frames), shuffle=False,
+                                                 fits=self._joint_fits(self.valid_set, world_size=1)).batches]
 
         steps = {}
         for name, phase_config in config.phases.items():
@@ -180,6 +181,29 @@ class Trainer:
         for loss in ("f", "g"):
             log.info("%s reaches %.1f%% of theta", loss, diagnostics.reach_percent(reach[loss]))
         log.info("strategy %s: %s", c.strategy, ", ".join(f"{p} {n} steps" for p, n in self.phase_total.items()))
+
+    def _joint_fits(self, dataset: FeatureDataset, world_size: int | None = None):
+        """``batch.max_joint`` as a batch limit -> fits(global batch) -> bool, or None without a cap.
+
+        A rank's shard of a global batch of n utterances has at most ceil(n / world size) of them,
+        and its joint at most that many x T' x (U+1) x V logits, T' and U the batch's longest."""
+        cap = self.config.batch.max_joint
+        if cap <= 0:
+            return None
+        if not hasattr(self.model.sup, "joint_logits"):
+            raise ConfigError(f"batch.max_joint caps a transducer's joint network; sup '{self.config.sup}' has none")
+        ranks = world_size or self.world.size
+        utts = dataset.utt_ids
+        out = dict(zip(utts, self.model.encoder.output_lengths(
+            torch.tensor([dataset.num_frames[u] for u in utts])).tolist()))
+        labels = {u: len(dataset.targets[u]) + 1 for u in utts}
+        vocab = self.model.vocab_size
+
+        def fits(batch: list[str]) -> bool:
+            shard = -(-len(batch) // ranks)
+            return shard * max(out[u] for u in batch) * max(labels[u] for u in batch) * vocab <= cap
+
+        return fits
 
     def _usable(self, dataset: FeatureDataset, name: str) -> list[str]:
         """Utterances the losses can learn from; the others are skipped, counted and listed."""
@@ -499,8 +523,9 @@ class Trainer:
                 f, g, total = (None if loss.f is None else f + w * loss.f.detach(),
                                None if loss.g is None else g + w * loss.g.detach(), total + w * loss.total.detach())
         except torch.OutOfMemoryError:
+            joint = " (or set batch.max_joint)" if hasattr(self.model.sup, "joint_logits") else ""
             raise TrainingError(f"step {self.steps + 1}: out of memory even on half of the batch ({shapes}); "
-                                "lower batch.max_frames") from None
+                                f"lower batch.max_frames{joint}") from None
         return StepLoss(total, f, g, loss.g_metrics), True
 
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
