@@ -225,3 +225,23 @@ def test_batches_respect_the_joint_cap(tiny_corpus, tmp_path):
                                    "batch": {"max_joint": 1000}})
     with pytest.raises(ValueError, match="batch.max_joint caps a transducer's joint network; sup 'ctc' has none"):
         Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "ctc")
+
+
+def test_init_from_a_ctc_trained_encoder(tiny_corpus, tmp_path):
+    """init: model_best.pt of a CTC run starts an RNN-T run from that encoder (the head fresh),
+    and the run trains from there."""
+    ctc_exp = tmp_path / "ctc"
+    ctc = load_train_config(None, {**TINY_MODEL, "batch": {"max_frames": 800}, "diag_interval": 0, "max_epochs": 1,
+                                   "phases": {"train": {"steps": 2}}})
+    Trainer(ctc, TrainData(**tiny_corpus), ctc_exp).fit()
+    trained_encoder = {k[len("encoder."):]: v for k, v in torch.load(ctc_exp / "model_best.pt")["model"].items()
+                       if k.startswith("encoder.")}
+    cfg = train_config("supervised", {"train": {"steps": 2}})
+    cfg.init = str(ctc_exp / "model_best.pt")
+    trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "rnnt")
+    for k, v in trainer.model.encoder.state_dict().items():
+        assert torch.equal(v.cpu(), trained_encoder[k]), k
+    trainer.fit()
+    assert_finite_run(tmp_path / "rnnt", 2)
+    log = (tmp_path / "rnnt" / "train.log").read_text()
+    assert "sup: freshly initialised (the package's ctc head does not fit rnnt of this config)" in log

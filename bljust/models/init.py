@@ -163,8 +163,8 @@ def load_init(model: nn.Module, path: str | os.PathLike) -> list[str]:
     to log (the trainer does): what was loaded, and every part left freshly initialised and why.
 
     The encoder must be a wav2vec2 encoder of the file's structure: every tensor is required (but
-    ``mask_emb``, used with ``mask_prob`` > 0) and any difference is an InitError naming them. The contrastive head's quantizer, project_q and
-    final_proj are each carried over when the head has them with the same shapes, otherwise they
+    ``mask_emb``, used with ``mask_prob`` > 0) and any difference is an InitError naming them. The
+    contrastive head's quantizer, project_q and final_proj are each carried over when the head has them with the same shapes, otherwise they
     keep their fresh initialisation (said in the report). The supervised head and the contrastive
     head's mask embedding are never in an init file. A model package goes to ``load_package``."""
     init = read_init(path)
@@ -199,9 +199,9 @@ def load_package(model: nn.Module, package: dict, path: str | os.PathLike) -> li
 
     The encoder must have the same tensors with the same shapes (an InitError lists every
     difference). Each head (``sup``, ``unsup``) is carried over when the model's has exactly the
-    package's tensor names and shapes, and otherwise keeps its fresh initialisation: a CTC head
-    does not fit an RNN-T one, and a head over another token list would fit in shape only, so
-    the vocabulary sizes must agree too."""
+    package's tensor names and shapes and the vocabulary sizes agree, and otherwise keeps its
+    fresh initialisation (a CTC head does not fit an RNN-T one). That the token lists are the
+    same, not only their sizes, is the caller's to ensure: the recipes share one per corpus."""
     state = package["model"]
     config = package["config"]
     errors = []
