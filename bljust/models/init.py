@@ -154,7 +154,7 @@ def load_encoder(encoder: nn.Module, given: dict[str, torch.Tensor], where: str 
                          f"the weights' is {shape_str(given[key])}, the model's {shape_str(mine[key])})"))
         elif key in given:
             lines.append(f"encoder.{key}: in the weights, not used by this config")
-    encoder.load_state_dict(core, strict=False)  # strict: every required tensor was checked above
+    encoder.load_state_dict(core, strict=False)  # not strict: an optional tensor may stay fresh; the rest was checked
     return lines
 
 
@@ -164,9 +164,10 @@ def load_init(model: nn.Module, path: str | os.PathLike) -> list[str]:
 
     The encoder must be a wav2vec2 encoder of the file's structure: every tensor is required (but
     ``mask_emb``, used with ``mask_prob`` > 0) and any difference is an InitError naming them. The
-    contrastive head's quantizer, project_q and final_proj are each carried over when the head has them with the same shapes, otherwise they
-    keep their fresh initialisation (said in the report). The supervised head and the contrastive
-    head's mask embedding are never in an init file. A model package goes to ``load_package``."""
+    contrastive head's quantizer, project_q and final_proj are each carried over when the head
+    has them with the same shapes, otherwise they keep their fresh initialisation (said in the
+    report). The supervised head and the contrastive head's mask embedding are never in an init
+    file. A model package goes to ``load_package``."""
     init = read_init(path)
     if is_package(init):
         return load_package(model, init, path)
