@@ -162,6 +162,15 @@ def test_changed_config_is_refused_on_resume(tiny_corpus, tmp_path):
     assert r.returncode == 0 and "continuing with the current ones" in r.stderr
 
 
+
+def test_missing_init_file_is_a_clear_error(tiny_corpus, tmp_path):
+    cfg = write_config(tmp_path / "sup.yaml", phases={"train": {"steps": 2}}, max_epochs=1,
+                       init=str(tmp_path / "gone.pt"))
+    r = run(train_cmd(tiny_corpus, cfg, tmp_path / "exp"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"init file not found: {tmp_path / 'gone.pt'}" in r.stderr, r.stderr
+
+
 # ---- the data stream ----------------------------------------------------------------------------
 
 def test_stream_workers_and_shards_give_the_same_batches_and_resume_exactly(tiny_corpus):

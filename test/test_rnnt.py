@@ -228,8 +228,8 @@ def test_batches_respect_the_joint_cap(tiny_corpus, tmp_path):
 
 
 def test_init_from_a_ctc_trained_encoder(tiny_corpus, tmp_path):
-    """init: model_best.pt of a CTC run starts an RNN-T run from that encoder (the head fresh),
-    and the run trains from there."""
+    """init: model_best.pt of a CTC run starts an RNN-T run from that encoder (the head fresh), the
+    run trains from there, and a resume reads its checkpoint, not the init file (gone by then)."""
     ctc_exp = tmp_path / "ctc"
     ctc = load_train_config(None, {**TINY_MODEL, "batch": {"max_frames": 800}, "diag_interval": 0, "max_epochs": 1,
                                    "phases": {"train": {"steps": 2}}})
@@ -239,9 +239,18 @@ def test_init_from_a_ctc_trained_encoder(tiny_corpus, tmp_path):
     cfg = train_config("supervised", {"train": {"steps": 2}})
     cfg.init = str(ctc_exp / "model_best.pt")
     trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "rnnt")
+    trainer.load_init()
     for k, v in trainer.model.encoder.state_dict().items():
         assert torch.equal(v.cpu(), trained_encoder[k]), k
     trainer.fit()
     assert_finite_run(tmp_path / "rnnt", 2)
     log = (tmp_path / "rnnt" / "train.log").read_text()
     assert "sup: freshly initialised (the package's ctc head does not fit rnnt of this config)" in log
+
+    (ctc_exp / "model_best.pt").unlink()
+    resumed = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "rnnt")
+    assert resumed.resume() and not resumed.init_pending
+    resumed.fit()  # already finished: nothing to do, and no init file read
+    fresh = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "fresh")
+    with pytest.raises(ValueError, match="init file not found"):
+        fresh.fit()

@@ -83,8 +83,8 @@ def _train(args, config, world, device) -> int:
     try:
         trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn, args.unlabeled_dir),
                           args.exp_dir, device=device, world=world)
-        if args.resume:
-            trainer.resume(args.allow_config_change)
+        if not (args.resume and trainer.resume(args.allow_config_change)) and trainer.init_pending:
+            trainer.load_init()
     except (ConfigError, ValueError) as e:  # ValueError includes checkpoint.CheckpointError
         return fail(e)
     try:

@@ -116,11 +116,7 @@ class Trainer:
         self.valid_set = FeatureDataset(data.valid_dir, data.cmvn, self.tokenizer)
         input_dim = self.train_set[self.train_set.utt_ids[0]][0].shape[1]
         self.model = AsrModel(input_dim, self.tokenizer.vocab_size, config.model)
-        if config.init:  # pre-trained weights: an import (bljust.bin.import_pretrained) or a model package
-            from bljust.models.init import load_init
-
-            for line in load_init(self.model, config.init):
-                log.info("init %s: %s", config.init, line)
+        self.init_pending = bool(config.init)  # load_init() before the first step, unless a resume replaces it
         self.model.to(self.device)
         distributed.broadcast_module(self.model)
         if world.distributed:  # dropout, masks and negatives differ across ranks, as their data does
@@ -295,6 +291,15 @@ class Trainer:
             checkpoint.save(state, self.ckpt_dir / f"step_{self.steps}.pt")
             checkpoint.prune(self.ckpt_dir, self.config.keep_checkpoints)
 
+    def load_init(self) -> None:
+        """Copy ``init:`` (an import_pretrained file or a model package) into the model: a new run
+        starts from it, a resumed one does not read it (so it may be gone by then)."""
+        from bljust.models.init import load_init
+
+        for line in load_init(self.model, self.config.init):
+            log.info("init %s: %s", self.config.init, line)
+        self.init_pending = False
+
     def resume(self, allow_config_change: bool = False) -> bool:
         """Continue from the newest readable checkpoint (False: there is none). A checkpoint written
         with other settings, or by another number of processes, is refused unless allowed."""
@@ -321,6 +326,7 @@ class Trainer:
                                   "configurations: use another --exp_dir, or pass --allow_config_change to continue anyway")
             log.warning("%s was written with other settings (%s); continuing with the current ones", path, listing)
         self.load_state_dict(state)
+        self.init_pending = False
         self.step_log.truncate(self.steps)  # steps after the checkpoint will be redone
         where = (f"{self.plan[self.chunk_index].phase} phase, step {self.step_in_chunk} of "
                  f"{self.plan[self.chunk_index].steps}" if self.chunk_index < len(self.plan) else "finished")
@@ -338,6 +344,8 @@ class Trainer:
         if self.chunk_index >= len(self.plan):
             log.info("training already finished (%d steps), nothing to do", self.steps)
             return
+        if self.init_pending:
+            self.load_init()
         if self.world.is_main and self.config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
