@@ -6,6 +6,7 @@
 #   ./run.sh                                   # everything, from the download on
 #   unlabeled_parts=train-clean-100 ./run.sh   # the CNN-LSTM study's setting: 100 h at both levels
 #   ./run.sh --stage 5 --train_config conf/train_supervised.yaml
+#   ./run.sh --stage 5 --train_config conf/train_just_rnnt.yaml   # the JUST baseline (Conformer, RNN-T)
 set -euo pipefail
 
 # Training parts whose audio is the unlabeled set (comma-separated); stage 0 downloads
