@@ -198,33 +198,43 @@ def test_auxiliary_ctc_on_the_transcriber():
         RnntConfig(ctc_weight=1.0)
 
 
+def joint_cost(dataset, model, utts: list[str], ranks: int = 1) -> int:
+    """A rank's joint logits for a global batch: ceil(n / ranks) utterances x T' x (U+1) x V of its longest."""
+    frames = max(int(model.encoder.output_lengths(torch.tensor(dataset.num_frames[u]))) for u in utts)
+    labels = max(len(dataset.targets[u]) for u in utts) + 1
+    return -(-len(utts) // ranks) * frames * labels * model.vocab_size
+
+
 def test_batches_respect_the_joint_cap(tiny_corpus, tmp_path):
     """batch.max_joint: every labeled and validation batch's B x T' x (U+1) x V stays within the cap
-    (or is one utterance), and the cap is refused for a head without a joint network."""
-    def joint_sizes(cap: int) -> tuple[int, list[int]]:
-        cfg = load_train_config(None, {**TINY_MODEL, "sup": "rnnt", "sup_conf": SMALL, "diag_interval": 0, "max_epochs": 1,
-                                       "phases": {"train": {"steps": 1}},
+    (or is one utterance), with data parallelism a rank's shard does, and the cap is refused for a
+    head without a joint network."""
+    def trainer_with(cap: int, sup: str = "rnnt") -> Trainer:
+        cfg = load_train_config(None, {**TINY_MODEL, "sup": sup, "sup_conf": SMALL if sup == "rnnt" else {},
+                                       "diag_interval": 0, "max_epochs": 1, "phases": {"train": {"steps": 1}},
                                        "batch": {"max_frames": 100000, "max_joint": cap}})
-        trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / f"cap{cap}")
-        data, model = trainer.train_set, trainer.model
-        sizes = []
-        for batch in trainer.labeled.sampler.batches + [b.utt_ids for b in trainer.valid_batches]:
-            dataset = data if batch[0] in data.num_frames else trainer.valid_set
-            frames = max(int(model.encoder.output_lengths(torch.tensor(dataset.num_frames[u]))) for u in batch)
-            labels = max(len(dataset.targets[u]) for u in batch) + 1
-            sizes.append((len(batch), len(batch) * frames * labels * model.vocab_size))
-        return len(trainer.labeled.sampler.batches), sizes
+        return Trainer(cfg, TrainData(**tiny_corpus), tmp_path / f"{sup}{cap}")
 
-    n_free, free = joint_sizes(0)
+    def batches(trainer: Trainer) -> list[tuple[int, int]]:
+        """(utterances, joint logits) of every labeled and validation batch"""
+        labeled = [(trainer.train_set, b) for b in trainer.labeled.sampler.batches]
+        valid = [(trainer.valid_set, b.utt_ids) for b in trainer.valid_batches]
+        return [(len(utts), joint_cost(data, trainer.model, utts)) for data, utts in labeled + valid]
+
+    free = batches(trainer_with(0))
     cap = max(size for _, size in free) // 4
-    n_capped, capped = joint_sizes(cap)
-    assert n_capped > n_free
+    capped = batches(trainer_with(cap))
+    assert len(capped) > len(free)
     assert all(size <= cap or count == 1 for count, size in capped)
 
-    cfg = load_train_config(None, {**TINY_MODEL, "diag_interval": 0, "max_epochs": 1, "phases": {"train": {"steps": 1}},
-                                   "batch": {"max_joint": 1000}})
+    trainer = trainer_with(1)
+    utts = trainer.train_set.utt_ids[:3]
+    trainer.config.batch.max_joint = joint_cost(trainer.train_set, trainer.model, utts, ranks=2)
+    for ranks, fits in ((1, False), (2, True), (3, True)):  # shards of 3, 2, 1 utterances
+        assert trainer._joint_fits(trainer.train_set, world_size=ranks)(utts) is fits
+
     with pytest.raises(ValueError, match="batch.max_joint caps a transducer's joint network; sup 'ctc' has none"):
-        Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "ctc")
+        trainer_with(1000, sup="ctc")
 
 
 def test_init_from_a_ctc_trained_encoder(tiny_corpus, tmp_path):
