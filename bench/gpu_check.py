@@ -1,15 +1,18 @@
 """The GPU path end to end: every strategy with the CNN-LSTM and the Conformer in mixed precision,
-gradient diagnostics, a checkpoint-and-resume, decoding, throughput and peak memory.
+JUST and BL-JUST with an RNN-T head, BL-JUST with wav2vec 2.0 on raw audio; gradient
+diagnostics, a checkpoint-and-resume, decoding, throughput and peak memory.
 
-    tools/gpu_check.sh [--steps 40] [--precision bfloat16] [--utts 400] [--device cuda]
+    tools/gpu_check.sh [--steps 40] [--precision bfloat16] [--utts 400] [--device cuda] [--only rnnt]
 
-(tools/gpu_check.sh installs what the machine lacks, then runs this.) It writes a synthetic
-feature dump in a temporary folder (80-dim features in which the words of the transcript
-are bands of energy, 2-8 s per utterance), then for each encoder (the mini recipe's
-CNN-LSTM and Conformer configs, egs/mini/conf/train_<strategy>[_conformer].yaml) and each
-strategy trains --steps steps with diagnostics every 10 steps, stops, resumes from the
-checkpoint for 10 more steps, and decodes the validation set greedily on the same device.
-Prints one line per run:
+(tools/gpu_check.sh installs what the machine lacks, then runs this.) It writes synthetic
+dumps in a temporary folder (80-dim features in which the words of the transcript are bands
+of energy, 2-8 s per utterance; for wav2vec 2.0, 16 kHz waveforms in which they are tones,
+1-3 s), then for each run (the mini recipe's configs: egs/mini/conf/train_<strategy>.yaml,
+train_<strategy>_conformer.yaml, train_just_rnnt.yaml, train_bljust_rnnt.yaml,
+train_bljust_wav2vec2.yaml) trains --steps steps with diagnostics every 10 steps, stops,
+resumes from the checkpoint for 10 more steps, and decodes the validation set greedily on the
+same device (an RNN-T model by beam search too). --only keeps the runs whose model or
+strategy name contains the given text. Prints one line per run:
 
     audio s/s   audio seconds trained on per wall second (labeled + unlabeled), after warm-up
     peak GiB    torch.cuda.max_memory_allocated over the run
@@ -40,6 +43,7 @@ from bljust.train.trainer import Trainer, TrainData
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL"]
+STRATEGIES = ("supervised", "pt_ft", "just", "bljust")
 
 
 def make_dump(path: Path, n: int, seed: int, labeled: bool = True) -> list[np.ndarray]:
@@ -58,16 +62,40 @@ def make_dump(path: Path, n: int, seed: int, labeled: bool = True) -> list[np.nd
     return list(mats.values())
 
 
-def check(encoder: str, strategy: str, data: TrainData, root: Path, args) -> str:
-    suffix = "_conformer" if encoder == "conformer" else ""
-    conf = REPO / "egs" / "mini" / "conf" / f"train_{strategy}{suffix}.yaml"
+def make_raw_dump(path: Path, n: int, seed: int, labeled: bool = True) -> None:
+    """Like make_dump, as 16 kHz waveforms [S, 1]: each word a tone of its own frequency."""
+    rng = np.random.default_rng(seed)
+    text, waves = {}, {}
+    for i in range(n):
+        s = int(rng.integers(16000, 48000))
+        words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=max(1, s // 8000))]
+        time_s = np.arange(s) / 16000
+        wave = 0.05 * rng.normal(size=s)
+        for k, w in enumerate(words):
+            span = slice(k * s // len(words), (k + 1) * s // len(words))
+            wave[span] += 0.3 * np.sin(2 * np.pi * (300 + 200 * WORDS.index(w)) * time_s[span])
+        utt = f"spk{seed}-{i:05d}"
+        text[utt], waves[utt] = " ".join(words), wave.astype(np.float32).reshape(-1, 1)
+    write_dump(path, waves, text if labeled else None)
+    (path / "frame_shift").write_text(f"{1 / 16000}\n")
+
+
+# (model, strategy, config in egs/mini/conf, dump kind)
+RUNS = ([("cnn_lstm", s, f"train_{s}.yaml", "fbank") for s in STRATEGIES]
+        + [("conformer", s, f"train_{s}_conformer.yaml", "fbank") for s in STRATEGIES]
+        + [("rnnt", s, f"train_{s}_rnnt.yaml", "fbank") for s in ("just", "bljust")]
+        + [("wav2vec2", "bljust", "train_bljust_wav2vec2.yaml", "raw")])
+
+
+def check(name: str, strategy: str, conf_name: str, data: TrainData, root: Path, args) -> str:
+    conf = REPO / "egs" / "mini" / "conf" / conf_name
     steps = {"supervised": {"train"}, "pt_ft": {"pretrain", "finetune"}, "just": {"joint"},
              "bljust": {"explore", "joint", "finetune"}}[strategy]
     per_phase = max(2, args.steps // len(steps))
     phases = {p: {"steps": per_phase} for p in steps}
     overrides = {"precision": args.precision, "diag_interval": 10, "max_epochs": 2, "pretrain_epochs": 2,
                  "phases": phases, "checkpoint_interval": 10, "tensorboard": False}
-    exp = root / f"exp_{encoder}_{strategy}"
+    exp = root / f"exp_{name}_{strategy}"
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer = Trainer(load_train_config(str(conf), overrides), data, exp, device=args.device)
@@ -97,11 +125,16 @@ def check(encoder: str, strategy: str, data: TrainData, root: Path, args) -> str
     assert resumed.steps == total, f"resumed run ended at step {resumed.steps}, not {total}"
     peak = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else float("nan")
     cos = [r["cos_fg"] for r in csv.DictReader(open(exp / "train_steps.csv")) if r.get("cos_fg")]
-    out = exp / "decode"
-    rc = decode.main(["--exp_dir", str(exp), "--data_dir", data.valid_dir, "--token_dir", data.token_dir,
-                      "--cmvn", data.cmvn, "--out_dir", str(out), "--ngpu", "1" if args.device == "cuda" else "0"])
-    assert rc == 0 and (out / "text").exists(), "decoding failed"
-    return f"{rate:10.1f} {peak:9.2f} {cos[-1] if cos else '-':>8}  OK ({total} steps, stopped at {stop_at}, resumed at {resumed_at})"
+    methods = [[]] + ([["--method", "beam", "--beam_size", "4"]] if hasattr(resumed.model.sup, "beam_search") else [])
+    for i, method in enumerate(methods):
+        out = exp / f"decode{i}"
+        rc = decode.main(["--exp_dir", str(exp), "--data_dir", data.valid_dir, "--token_dir", data.token_dir,
+                          *(["--cmvn", data.cmvn] if data.cmvn else []), "--out_dir", str(out),
+                          "--ngpu", "1" if args.device == "cuda" else "0", *method])
+        assert rc == 0 and (out / "text").exists(), f"decoding failed ({' '.join(method) or 'greedy'})"
+    decoded = " and beam" if len(methods) > 1 else ""
+    return (f"{rate:10.1f} {peak:9.2f} {cos[-1] if cos else '-':>8}  OK ({total} steps, stopped at {stop_at}, "
+            f"resumed at {resumed_at}, decoded greedy{decoded})")
 
 
 def main() -> int:
@@ -110,6 +143,7 @@ def main() -> int:
     p.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--utts", type=int, default=400, help="labeled and unlabeled utterances each")
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    p.add_argument("--only", default="", help="keep the runs whose model or strategy name contains this")
     args = p.parse_args()
     if args.steps < 20:  # each run stops 10 steps before its end and resumes from a checkpoint 10 steps apart
         p.error("--steps must be at least 20")
@@ -122,23 +156,30 @@ def main() -> int:
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        mats = make_dump(root / "train", args.utts, seed=1)
-        make_dump(root / "unlabeled", args.utts, seed=2, labeled=False)
-        make_dump(root / "valid", 50, seed=3)
-        save_stats(root / "cmvn.ark", accumulate_stats(mats))
+        runs = [r for r in RUNS if args.only in r[0] or args.only in r[1]]
         build_tokenizer([" ".join(WORDS)], root / "tokens", "char")
-        data = TrainData(str(root / "train"), str(root / "valid"), str(root / "tokens"), str(root / "cmvn.ark"),
-                         str(root / "unlabeled"))
-        print(f"{'encoder':10} {'strategy':10} {'audio s/s':>10} {'peak GiB':>9} {'cos_fg':>8}")
-        for encoder in ("cnn_lstm", "conformer"):
-            for strategy in ("supervised", "pt_ft", "just", "bljust"):
-                try:
-                    line = check(encoder, strategy, data, root, args)
-                except Exception as e:  # report every run, then fail at the end
-                    failures += 1
-                    line = f"FAILED: {type(e).__name__}: {e}"
-                    traceback.print_exc()
-                print(f"{encoder:10} {strategy:10} {line}", flush=True)
+        data = {}
+        if any(kind == "fbank" for *_, kind in runs):
+            mats = make_dump(root / "train", args.utts, seed=1)
+            make_dump(root / "unlabeled", args.utts, seed=2, labeled=False)
+            make_dump(root / "valid", 50, seed=3)
+            save_stats(root / "cmvn.ark", accumulate_stats(mats))
+            data["fbank"] = TrainData(str(root / "train"), str(root / "valid"), str(root / "tokens"),
+                                      str(root / "cmvn.ark"), str(root / "unlabeled"))
+        if any(kind == "raw" for *_, kind in runs):
+            for part, n, seed in (("train", args.utts, 1), ("unlabeled", args.utts, 2), ("valid", 50, 3)):
+                make_raw_dump(root / "raw" / part, n, seed, labeled=part != "unlabeled")
+            data["raw"] = TrainData(str(root / "raw" / "train"), str(root / "raw" / "valid"), str(root / "tokens"),
+                                    None, str(root / "raw" / "unlabeled"))
+        print(f"{'model':10} {'strategy':10} {'audio s/s':>10} {'peak GiB':>9} {'cos_fg':>8}")
+        for name, strategy, conf_name, kind in runs:
+            try:
+                line = check(name, strategy, conf_name, data[kind], root, args)
+            except Exception as e:  # report every run, then fail at the end
+                failures += 1
+                line = f"FAILED: {type(e).__name__}: {e}"
+                traceback.print_exc()
+            print(f"{name:10} {strategy:10} {line}", flush=True)
     print("all checks passed" if not failures else f"{failures} run(s) failed")
     return 1 if failures else 0
 

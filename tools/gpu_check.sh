@@ -3,7 +3,7 @@
 # are already installed: installs the project's other dependencies that are missing (from
 # PyPI, or offline from a folder of wheels: WHEELS=<dir>), then runs the check.
 #
-#   tools/gpu_check.sh [--steps 40] [--precision bfloat16] [--utts 400]
+#   tools/gpu_check.sh [--steps 40] [--precision bfloat16] [--utts 400] [--only rnnt]
 #
 # Record its output in bench/README.md with the GPU's name.
 set -euo pipefail
