@@ -31,6 +31,9 @@ def test_wrong_type_is_named(tmp_path):
         load_train_config(write(tmp_path, "specaug:\n  enabled: 1\n"))
     with pytest.raises(ConfigError, match="phases.train.lr must be > 0"):
         load_train_config(write(tmp_path, "phases:\n  train: {lr: -1.0}\n"))
+    for key, value in (("max_frames", 0), ("num_workers", -1), ("max_joint", -5)):
+        with pytest.raises(ConfigError, match=rf"batch.{key} must be >= [01], got {value}"):
+            load_train_config(write(tmp_path, f"batch: {{{key}: {value}}}\n"))
 
 
 def test_overrides(tmp_path):

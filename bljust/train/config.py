@@ -89,6 +89,13 @@ class BatchConfig:
     # (T' encoder frames, U labels, V tokens; 4 bytes each, twice over with their gradient); 0 = no cap
     max_joint: int = 0
 
+    def __post_init__(self):
+        if self.max_frames < 1:
+            raise ValueError(f"batch.max_frames must be >= 1, got {self.max_frames}")
+        for name in ("num_workers", "max_joint"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"batch.{name} must be >= 0, got {getattr(self, name)}")
+
 
 @dataclass
 class TrainConfig:
