@@ -224,8 +224,7 @@ def load_package(model: nn.Module, package: dict, path: str | os.PathLike) -> li
         theirs = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
         mine = head.state_dict()
         fits = (config.get(name) == getattr(model.config, name) and package["vocab_size"] == model.vocab_size
-                and theirs.keys() == mine.keys()
-                and all(tuple(theirs[k].shape) == tuple(mine[k].shape) for k in mine))
+                and state_errors(theirs, mine) == ([], []))
         if fits and mine:
             head.load_state_dict(theirs)
             lines.append(f"{name}: {len(theirs)} tensors carried over ({config.get(name)})")
