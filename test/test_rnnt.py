@@ -113,13 +113,31 @@ def test_greedy_and_beam_search():
     assert head.beam_search(enc, lengths, 1) == greedy
 
 
+def test_batched_beam_search_equals_one_utterance_at_a_time():
+    """The search runs every utterance of a batch side by side, sharing the network calls and
+    the prediction network's state rows (which grow past their first size here), but prunes
+    each utterance's beam on its own: its n-best list is the one it gets alone."""
+    for seed in range(6):
+        head = small_head(6, seed=seed, sharpen=2.0, max_symbols=1 + seed % 3)
+        enc = torch.randn(5, 11, SMALL["joint_dim"])
+        lengths = torch.tensor([11, 0, 7, 1, 10])
+        for beam_size in (2, 6):
+            batched = head.nbest(enc, lengths, beam_size)
+            assert batched[1] == [([], 0.0)]  # no frames: the empty transcript, probability 1
+            for b, n in enumerate(lengths.tolist()):
+                alone = head.nbest(enc[b : b + 1, :n], lengths[b : b + 1], beam_size)[0]
+                assert [ids for ids, _ in batched[b]] == [ids for ids, _ in alone]
+                assert [s for _, s in batched[b]] == pytest.approx([s for _, s in alone], abs=1e-5)
+                assert 1 <= len(alone) <= beam_size
+
+
 def test_wide_beam_scores_are_exact_log_likelihoods():
     """A beam that prunes nothing (3 frames, 2 labels, <= 2 per frame: 127 prefixes) sums every
     alignment: its score of a sequence of <= 2 labels is -(unnormalised) RNN-T loss, and its best
     is at least as probable as greedy's labels."""
     head = small_head(3, seed=3, max_symbols=2)
     enc = torch.randn(1, 3, SMALL["joint_dim"])
-    nbest = head.nbest(enc[0], beam_size=1000)
+    nbest = head.nbest(enc, torch.tensor([3]), beam_size=1000)[0]
     assert len(nbest) == 2 ** 7 - 1
     scores = {tuple(ids): s for ids, s in nbest}
     for labels in [(), (1,), (2,), (1, 2), (2, 2)]:

@@ -188,67 +188,114 @@ class RnntHead(nn.Module):
         """enc [B, T, J], lengths [B] -> per utterance, the label sequence of its beam (``nbest``) with the
         best log-probability per label (+ 1 for the final blank): unnormalised, the sum over
         alignments favours short transcripts, i.e. deletions."""
-        return [max(self.nbest(enc[b, : int(n)], beam_size), key=lambda h: h[1] / (len(h[0]) + 1))[0]
-                for b, n in enumerate(lengths.tolist())]
+        return [max(hyps, key=lambda h: h[1] / (len(h[0]) + 1))[0] for hyps in self.nbest(enc, lengths, beam_size)]
 
     @torch.no_grad()
-    def nbest(self, enc: torch.Tensor, beam_size: int) -> list[tuple[list[int], float]]:
-        """Frame-synchronous RNN-T beam search over one utterance.
+    def nbest(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int) -> list[list[tuple[list[int], float]]]:
+        """Frame-synchronous RNN-T beam search, the utterances of a batch side by side.
 
-        enc [T, J] (its valid frames) -> at most ``beam_size`` (token ids, log-probability), best first.
+        enc [B, T, J], lengths [B] -> per utterance, at most ``beam_size`` (token ids, log-probability),
+        best first.
 
-        The beam holds label prefixes that have emitted their blank at the previous frame. At each
-        frame, up to ``max_symbols`` + 1 expansion steps: every open hypothesis closes the frame
-        with a blank (its score merged, by log-add, with other alignments of the same prefix that
-        closed the frame) or emits one label and stays open; the ``beam_size`` best of closed
-        prefixes and new open ones survive each step (a closed one wins a tie, as blank wins
-        greedy's). A prefix's score is the log-probability summed over the alignments the beam
-        kept, not normalised by length. With ``beam_size`` 1 this is exactly ``greedy``; with a
-        beam that prunes nothing it is log P(labels | audio) over all alignments with at most
-        ``max_symbols`` labels per frame. Call in eval mode.
+        An utterance's beam holds label prefixes that have emitted their blank at the previous
+        frame. At each frame, up to ``max_symbols`` + 1 expansion steps: every open hypothesis
+        closes the frame with a blank (its score merged, by log-add, with other alignments of the
+        same prefix that closed the frame) or emits one label and stays open; the ``beam_size``
+        best of closed prefixes and new open ones survive each step (a closed one wins a tie, as
+        blank wins greedy's). A prefix's score is the log-probability summed over the alignments
+        the beam kept, not normalised by length. With ``beam_size`` 1 this is exactly ``greedy``;
+        with a beam that prunes nothing it is log P(labels | audio) over all alignments with at
+        most ``max_symbols`` labels per frame. Each step runs the joint and prediction networks
+        once for the open hypotheses of every utterance; the pruning is per utterance, so an
+        utterance gets the same beam whatever it is batched with. Call in eval mode.
         """
-        max_symbols = self.config.max_symbols
-        pred0, state0 = self._start(1, enc.device)
-        # prefix -> (prediction network output [J], its state (h, c) each [L, 1, H])
-        cache: dict[tuple[int, ...], tuple[torch.Tensor, LstmState]] = {(): (pred0[0], state0)}
-        beam: dict[tuple[int, ...], float] = {(): 0.0}
-        for t in range(enc.shape[0]):
-            open_hyps = list(beam.items())
-            closed: dict[tuple[int, ...], float] = {}
+        max_symbols, vocab = self.config.max_symbols, self.joiner.out.out_features
+        lengths = lengths.tolist()
+        pool = _PredictorRows(*self._start(1, enc.device))
+        cache = {(b, ()): 0 for b in range(len(lengths))}  # (utterance, prefix) -> its row in the pool
+        beams: list[dict[tuple[int, ...], float]] = [{(): 0.0} for _ in lengths]
+        for t in range(max(lengths, default=0)):
+            open_hyps = {b: list(beams[b].items()) for b, n in enumerate(lengths) if n > t}
+            closed: dict[int, dict[tuple[int, ...], float]] = {b: {} for b in open_hyps}
             for step in range(max_symbols + 1):
-                prefixes = [p for p, _ in open_hyps]
-                pred = torch.stack([cache[p][0] for p in prefixes])  # [H, J]
-                logp = self.joiner(enc[t], pred).log_softmax(-1).double()  # [H, V]
-                for (p, s), lp_blank in zip(open_hyps, logp[:, self.blank].tolist()):
-                    closed[p] = _log_add(closed.get(p, -math.inf), s + lp_blank)
+                rows = [(b, p, s) for b, hyps in open_hyps.items() for p, s in hyps]
+                pred = pool.pred.index_select(0, torch.tensor([cache[b, p] for b, p, _ in rows], device=enc.device))
+                frames = enc[torch.tensor([b for b, _, _ in rows], device=enc.device), t]  # [N, J]
+                logp = self.joiner(frames, pred).log_softmax(-1).double()  # [N, V]
+                for (b, p, s), lp_blank in zip(rows, logp[:, self.blank].tolist()):
+                    closed[b][p] = _log_add(closed[b].get(p, -math.inf), s + lp_blank)
                 if step == max_symbols:
                     break
-                scores = torch.tensor([s for _, s in open_hyps], dtype=torch.float64, device=logp.device)[:, None] + logp
+                scores = torch.tensor([s for _, _, s in rows], dtype=torch.float64, device=logp.device)[:, None] + logp
                 scores[:, self.blank] = -math.inf
-                top, idx = scores.flatten().topk(min(beam_size, scores.numel()))
-                ranked = sorted([(-s, 0, p) for p, s in closed.items()]
-                                + [(-s, 1, i) for s, i in zip(top.tolist(), idx.tolist()) if s > -math.inf])[:beam_size]
-                closed = {p: -s for s, kind, p in ranked if kind == 0}
-                grown = [(prefixes[i // logp.shape[1]], i % logp.shape[1], -s) for s, kind, i in ranked if kind == 1]
+                grown_open, grown = {}, []
+                first = 0
+                for b, hyps in open_hyps.items():
+                    block = scores[first : first + len(hyps)].flatten()
+                    first += len(hyps)
+                    top, idx = block.topk(min(beam_size, block.numel()))
+                    ranked = sorted([(-s, 0, p) for p, s in closed[b].items()]
+                                    + [(-s, 1, i) for s, i in zip(top.tolist(), idx.tolist()) if s > -math.inf])[:beam_size]
+                    closed[b] = {p: -s for s, kind, p in ranked if kind == 0}
+                    new = [(hyps[i // vocab][0], i % vocab, -s) for s, kind, i in ranked if kind == 1]
+                    if new:
+                        grown_open[b] = [(p + (v,), s) for p, v, s in new]
+                        grown += [(b, p, v) for p, v, _ in new]
                 if not grown:
                     break
-                open_hyps = [(p + (v,), s) for p, v, s in grown]
-                self._extend(cache, [(p, v) for p, v, _ in grown])
-            beam = closed
-            cache = {p: cache[p] for p in beam}  # open prefixes of this frame are not needed any more
-        return sorted(((list(p), s) for p, s in beam.items()), key=lambda x: -x[1])
+                open_hyps = grown_open
+                self._extend(pool, cache, grown)
+            for b, beam in closed.items():
+                beams[b] = beam
+            # Only the surviving prefixes of utterances with frames left are extended later.
+            keys = [(b, p) for b, beam in closed.items() if lengths[b] > t + 1 for p in beam]
+            pool.keep([cache[k] for k in keys])
+            cache = {k: row for row, k in enumerate(keys)}
+        return [sorted(((list(p), s) for p, s in beam.items()), key=lambda x: -x[1]) for beam in beams]
 
-    def _extend(self, cache: dict, grown: list[tuple[tuple[int, ...], int]]) -> None:
-        """Run the prediction network one label on from each (prefix, label) not yet in ``cache``, batched."""
-        todo = [(p, v) for p, v in grown if p + (v,) not in cache]
+    def _extend(self, pool: _PredictorRows, cache: dict, grown: list[tuple[int, tuple[int, ...], int]]) -> None:
+        """Run the prediction network one label on from each (utterance, prefix, label) not yet in
+        ``cache``, all in one batch, and add the results to ``pool``."""
+        todo = [(b, p, v) for b, p, v in grown if (b, p + (v,)) not in cache]
         if not todo:
             return
-        h = torch.cat([cache[p][1][0] for p, _ in todo], dim=1)  # [L, N, H]
-        c = torch.cat([cache[p][1][1] for p, _ in todo], dim=1)
-        labels = torch.tensor([[v] for _, v in todo], device=h.device)
-        pred, (h, c) = self.predictor(labels, (h, c))
-        for n, (p, v) in enumerate(todo):
-            cache[p + (v,)] = (pred[n, 0], (h[:, n : n + 1], c[:, n : n + 1]))
+        rows = torch.tensor([cache[b, p] for b, p, _ in todo], device=pool.pred.device)
+        labels = torch.tensor([[v] for _, _, v in todo], device=pool.pred.device)
+        pred, state = self.predictor(labels, (pool.h.index_select(1, rows), pool.c.index_select(1, rows)))
+        first = pool.add(pred[:, 0], state)
+        for n, (b, p, v) in enumerate(todo):
+            cache[b, p + (v,)] = first + n
+
+
+class _PredictorRows:
+    """The prediction network's outputs and states of a beam search's prefixes, one row each, in
+    tensors that grow by doubling: a step gathers and appends rows in a few calls, where a
+    tensor per prefix would cost a call per prefix."""
+
+    def __init__(self, pred: torch.Tensor, state: LstmState):
+        """pred [N, J], state (h, c) each [L, N, H]"""
+        self.pred, (self.h, self.c) = pred, state
+        self.size = pred.shape[0]
+
+    def add(self, pred: torch.Tensor, state: LstmState) -> int:
+        """Append rows (pred [n, J], state each [L, n, H]); returns the first one's index."""
+        first, n = self.size, pred.shape[0]
+        if first + n > self.pred.shape[0]:
+            grow = max(self.pred.shape[0], n)
+            self.pred = torch.cat([self.pred[:first], self.pred.new_empty(grow, self.pred.shape[1])])
+            self.h, self.c = (torch.cat([x[:, :first], x.new_empty(x.shape[0], grow, x.shape[2])], dim=1)
+                              for x in (self.h, self.c))
+        self.pred[first : first + n] = pred
+        self.h[:, first : first + n], self.c[:, first : first + n] = state
+        self.size = first + n
+        return first
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows, renumbered 0, 1, ... in this order."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.pred.device)
+        kept = self.pred.index_select(0, index), self.h.index_select(1, index), self.c.index_select(1, index)
+        self.size = 0
+        self.add(kept[0], kept[1:])
 
 
 def _log_add(a: float, b: float) -> float:
