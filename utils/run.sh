@@ -30,7 +30,7 @@ usage() {
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 max_jobs=0
-var="" first=1 last=1
+. "$(dirname "${BASH_SOURCE[0]}")/job_common.sh"
 # Options and the job range may come in any order before the log file (as in Kaldi).
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,41 +42,14 @@ while [ $# -gt 0 ]; do
             shift 2 ;;
         -h|--help) usage ;;
         --*) die "unknown option $1" ;;
-        *)
-            [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]] || break
-            [ -z "$var" ] || die "more than one job range ($var=... and $1)"
-            var=${BASH_REMATCH[1]}
-            first=${BASH_REMATCH[2]}
-            last=${BASH_REMATCH[4]:-$first}
-            [ "$first" -le "$last" ] || die "empty job range $1"
-            shift ;;
+        *) parse_job_range "$1" || break; shift ;;
     esac
 done
 [ $# -ge 2 ] || usage
 logfile=$1
 shift
 
-# Build the command string: whitespace-free arguments as they are, others quoted.
-cmd=""
-for arg in "$@"; do
-    if [[ $arg =~ [[:space:]] || -z $arg ]]; then
-        cmd+="$(printf '%q' "$arg") "
-    else
-        cmd+="$arg "
-    fi
-done
-cmd=${cmd% }
-
-# subst STRING: STRING with every whole-word $var replaced by $id (word characters: [A-Za-z0-9_]).
-subst() {
-    local s=$1
-    [ -n "$var" ] || { printf '%s' "$s"; return; }
-    local re="^(.*[^A-Za-z0-9_]|)${var}([^A-Za-z0-9_].*|)\$"
-    while [[ $s =~ $re ]]; do
-        s="${BASH_REMATCH[1]}${id}${BASH_REMATCH[2]}"
-    done
-    printf '%s' "$s"
-}
+cmd=$(command_string "$@")
 
 status_dir=$(mktemp -d "${TMPDIR:-/tmp}/run.sh.XXXXXX") || die "cannot create a temporary folder"
 pids=()
@@ -114,15 +87,7 @@ run_job() {
 
 num_jobs=$(( last - first + 1 ))
 [ "$max_jobs" -gt 0 ] || max_jobs=$num_jobs
-id=$first
-if [ "$num_jobs" -gt 1 ] && [ "$(subst "$logfile")" = "$logfile" ]; then
-    die "$num_jobs jobs would all write one log file $logfile: put $var in its name"
-fi
-logs=()
-for (( id = first; id <= last; id++ )); do
-    logs+=("$(subst "$logfile")")
-    mkdir -p "$(dirname "${logs[-1]}")" || die "cannot create the folder of ${logs[-1]}"
-done
+job_logs "$logfile"
 
 if [ "$num_jobs" -eq 1 ]; then
     # One job runs in the foreground: it keeps our stdin and gets Ctrl-C directly.

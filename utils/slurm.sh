@@ -46,7 +46,7 @@ usage() {
 die() { echo "slurm.sh: $*" >&2; exit 1; }
 
 max_jobs=0 threads="" mem="" gpus=0 nodes=1 time_limit="" partition=""
-var="" first=1 last=1
+. "$(dirname "${BASH_SOURCE[0]}")/job_common.sh"
 # Options and the job range may come in any order before the log file (as in Kaldi).
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -73,14 +73,7 @@ while [ $# -gt 0 ]; do
             partition=$2; shift 2 ;;
         -h|--help) usage ;;
         --*) die "unknown option $1" ;;
-        *)
-            [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]] || break
-            [ -z "$var" ] || die "more than one job range ($var=... and $1)"
-            var=${BASH_REMATCH[1]}
-            first=${BASH_REMATCH[2]}
-            last=${BASH_REMATCH[4]:-$first}
-            [ "$first" -le "$last" ] || die "empty job range $1"
-            shift ;;
+        *) parse_job_range "$1" || break; shift ;;
     esac
 done
 [ $# -ge 2 ] || usage
@@ -96,39 +89,13 @@ sbatch_opts=()
 [ -z "$time_limit" ] || sbatch_opts+=("--time=$time_limit")
 [ -z "$partition" ] || sbatch_opts+=("--partition=$partition")
 
-# Build the command string: whitespace-free arguments as they are, others quoted.
-cmd=""
-for arg in "$@"; do
-    if [[ $arg =~ [[:space:]] || -z $arg ]]; then
-        cmd+="$(printf '%q' "$arg") "
-    else
-        cmd+="$arg "
-    fi
-done
-cmd=${cmd% }
-
-# subst STRING: STRING with every whole-word $var replaced by $id (word characters: [A-Za-z0-9_]).
-subst() {
-    local s=$1
-    [ -n "$var" ] || { printf '%s' "$s"; return; }
-    local re="^(.*[^A-Za-z0-9_]|)${var}([^A-Za-z0-9_].*|)\$"
-    while [[ $s =~ $re ]]; do
-        s="${BASH_REMATCH[1]}${id}${BASH_REMATCH[2]}"
-    done
-    printf '%s' "$s"
-}
+cmd=$(command_string "$@")
 
 num_jobs=$(( last - first + 1 ))
-id=$first
-if [ "$num_jobs" -gt 1 ] && [ "$(subst "$logfile")" = "$logfile" ]; then
-    die "$num_jobs jobs would all write one log file $logfile: put $var in its name"
-fi
-logs=() cmds=()
-for (( id = first; id <= last; id++ )); do
-    logs+=("$(subst "$logfile")"); cmds+=("$(subst "$cmd")")
-    mkdir -p "$(dirname "${logs[-1]}")" || die "cannot create the folder of ${logs[-1]}"
-    rm -f "${logs[-1]}"  # a stale log's end line would pass for this run's
-done
+job_logs "$logfile"
+rm -f "${logs[@]}"  # a stale log's end line would pass for this run's
+cmds=()
+for (( id = first; id <= last; id++ )); do cmds+=("$(subst "$cmd")"); done
 
 # Names under <logdir>/q: the script keeps the range's name (one script for all tasks),
 # Slurm's output files get the task number through sbatch's %a.

@@ -1,0 +1,55 @@
+# What utils/run.sh and utils/slurm.sh share: the job range, the command string, the
+# substitution of the job number and the per-job log names. Sourced, not run; expects
+# die() and usage() of the sourcing script.
+
+var="" first=1 last=1
+
+# parse_job_range ARG: if ARG is a job range (JOB=1:N, SPLIT=3, ...), set var, first and last
+# and succeed; otherwise fail. A second range is an error.
+parse_job_range() {
+    [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]] || return 1
+    [ -z "$var" ] || die "more than one job range ($var=... and $1)"
+    var=${BASH_REMATCH[1]}
+    first=${BASH_REMATCH[2]}
+    last=${BASH_REMATCH[4]:-$first}
+    [ "$first" -le "$last" ] || die "empty job range $1"
+}
+
+# command_string ARGS...: the arguments joined by spaces, those without whitespace as they
+# are (so an escaped \| or \> acts in the job's shell), the others quoted.
+command_string() {
+    local arg s=""
+    for arg in "$@"; do
+        if [[ $arg =~ [[:space:]] || -z $arg ]]; then
+            s+="$(printf '%q' "$arg") "
+        else
+            s+="$arg "
+        fi
+    done
+    printf '%s' "${s% }"
+}
+
+# subst STRING: STRING with every whole-word $var replaced by $id (word characters: [A-Za-z0-9_]).
+subst() {
+    local s=$1
+    [ -n "$var" ] || { printf '%s' "$s"; return; }
+    local re="^(.*[^A-Za-z0-9_]|)${var}([^A-Za-z0-9_].*|)\$"
+    while [[ $s =~ $re ]]; do
+        s="${BASH_REMATCH[1]}${id}${BASH_REMATCH[2]}"
+    done
+    printf '%s' "$s"
+}
+
+# job_logs LOGFILE: logs[i] = the log of job first + i, with its folder created. Several jobs
+# writing one log is an error.
+job_logs() {
+    local id
+    if [ $(( last - first )) -gt 0 ] && [ "$(id=$first; subst "$1")" = "$1" ]; then
+        die "$(( last - first + 1 )) jobs would all write one log file $1: put $var in its name"
+    fi
+    logs=()
+    for (( id = first; id <= last; id++ )); do
+        logs+=("$(subst "$1")")
+        mkdir -p "$(dirname "${logs[-1]}")" || die "cannot create the folder of ${logs[-1]}"
+    done
+}
