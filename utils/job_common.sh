@@ -1,6 +1,6 @@
 # What utils/run.sh and utils/slurm.sh share: the job range, the command string, the
-# substitution of the job number and the per-job log names. Sourced, not run; expects
-# die() and usage() of the sourcing script.
+# substitution of the job number and the per-job log names. Sourced, not run; uses the
+# sourcing script's die().
 
 var="" first=1 last=1
 
