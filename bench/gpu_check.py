@@ -46,35 +46,38 @@ WORDS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL
 STRATEGIES = ("supervised", "pt_ft", "just", "bljust")
 
 
-def make_dump(path: Path, n: int, seed: int, labeled: bool = True) -> list[np.ndarray]:
+def utterances(n: int, seed: int, length: tuple[int, int], per_word: int):
+    """Draws n synthetic utterances: yields (rng, utterance id, words, length, word spans), a word
+    per ``per_word`` units of a length in [length[0], length[1]); the rng draws the signal next."""
     rng = np.random.default_rng(seed)
-    text, mats = {}, {}
     for i in range(n):
-        t = int(rng.integers(200, 800))
-        words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=max(1, t // 100))]
+        t = int(rng.integers(*length))
+        words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=max(1, t // per_word))]
+        spans = [slice(k * t // len(words), (k + 1) * t // len(words)) for k in range(len(words))]
+        yield rng, f"spk{seed}-{i:05d}", words, t, spans
+
+
+def make_dump(path: Path, n: int, seed: int, labeled: bool = True) -> list[np.ndarray]:
+    """80-dim features, 2-8 s: each word a band of energy of its own."""
+    text, mats = {}, {}
+    for rng, utt, words, t, spans in utterances(n, seed, (200, 800), 100):
         mat = rng.normal(size=(t, 80)).astype(np.float32)
-        for k, w in enumerate(words):
+        for w, span in zip(words, spans):
             band = WORDS.index(w) * 10
-            mat[k * t // len(words):(k + 1) * t // len(words), band:band + 10] += 3.0
-        utt = f"spk{seed}-{i:05d}"
+            mat[span, band:band + 10] += 3.0
         text[utt], mats[utt] = " ".join(words), mat
     write_dump(path, mats, text if labeled else None)
     return list(mats.values())
 
 
 def make_raw_dump(path: Path, n: int, seed: int, labeled: bool = True) -> None:
-    """Like make_dump, as 16 kHz waveforms [S, 1]: each word a tone of its own frequency."""
-    rng = np.random.default_rng(seed)
+    """16 kHz waveforms [S, 1], 1-3 s: each word a tone of its own frequency."""
     text, waves = {}, {}
-    for i in range(n):
-        s = int(rng.integers(16000, 48000))
-        words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=max(1, s // 8000))]
+    for rng, utt, words, s, spans in utterances(n, seed, (16000, 48000), 8000):
         time_s = np.arange(s) / 16000
         wave = 0.05 * rng.normal(size=s)
-        for k, w in enumerate(words):
-            span = slice(k * s // len(words), (k + 1) * s // len(words))
+        for w, span in zip(words, spans):
             wave[span] += 0.3 * np.sin(2 * np.pi * (300 + 200 * WORDS.index(w)) * time_s[span])
-        utt = f"spk{seed}-{i:05d}"
         text[utt], waves[utt] = " ".join(words), wave.astype(np.float32).reshape(-1, 1)
     write_dump(path, waves, text if labeled else None)
     (path / "frame_shift").write_text(f"{1 / 16000}\n")

@@ -162,7 +162,6 @@ def test_changed_config_is_refused_on_resume(tiny_corpus, tmp_path):
     assert r.returncode == 0 and "continuing with the current ones" in r.stderr
 
 
-
 def test_missing_init_file_is_a_clear_error(tiny_corpus, tmp_path):
     cfg = write_config(tmp_path / "sup.yaml", phases={"train": {"steps": 2}}, max_epochs=1,
                        init=str(tmp_path / "gone.pt"))

@@ -83,7 +83,9 @@ def _train(args, config, world, device) -> int:
     try:
         trainer = Trainer(config, TrainData(args.train_dir, args.valid_dir, args.token_dir, args.cmvn, args.unlabeled_dir),
                           args.exp_dir, device=device, world=world)
-        if not (args.resume and trainer.resume(args.allow_config_change)) and trainer.init_pending:
+        if args.resume:
+            trainer.resume(args.allow_config_change)
+        if trainer.init_pending:  # a new run: read init here, so that a bad init file is a clear error
             trainer.load_init()
     except (ConfigError, ValueError) as e:  # ValueError includes checkpoint.CheckpointError
         return fail(e)
