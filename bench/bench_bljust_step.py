@@ -23,7 +23,7 @@ import torch
 from bljust.data.dataset import Batch
 from bljust.models.asr_model import AsrModel, ModelConfig
 from bljust.train.config import load_train_config
-from bljust.train.strategies import STRATEGIES, Chunk
+from bljust.train.strategies import Chunk
 
 GAMMA = 0.5
 HEADS = ("cpc", "contrastive", "contrastive_mlm")
@@ -44,7 +44,7 @@ def make_batch(b: int, t: int, vocab: int, labeled: bool, gen: torch.Generator) 
 def variants(head: str, lab: Batch, unl: Batch, gen: torch.Generator) -> tuple[AsrModel, dict]:
     model = AsrModel(80, 30, ModelConfig("cnn_lstm", {"dropout": 0.0}, unsup=head)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    strategy = STRATEGIES["bljust"](load_train_config(None, {"strategy": "bljust"}))
+    strategy = load_train_config(None, {"strategy": "bljust"}).build_strategy()
     groups = model.parameter_groups()
 
     def one_backward(chunk, labeled, unlabeled):

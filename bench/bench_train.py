@@ -91,11 +91,11 @@ def step_kinds(trainer: Trainer) -> dict[str, dict]:
 
 def timed_step(trainer: Trainer, chunk) -> tuple[float, float]:
     """One trainer step: (wall seconds, audio seconds in its batches)."""
-    before = trainer.labeled_hours + trainer.unlabeled_hours
+    before = trainer.progress.labeled_hours + trainer.progress.unlabeled_hours
     start = time.perf_counter()
     trainer._train_step(chunk)  # the step fit() runs
     wall = time.perf_counter() - start
-    return wall, (trainer.labeled_hours + trainer.unlabeled_hours - before) * 3600
+    return wall, (trainer.progress.labeled_hours + trainer.progress.unlabeled_hours - before) * 3600
 
 
 def main() -> int:

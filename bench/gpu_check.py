@@ -96,8 +96,9 @@ def check(name: str, strategy: str, conf_name: str, data: TrainData, root: Path,
              "bljust": {"explore", "joint", "finetune"}}[strategy]
     per_phase = max(2, args.steps // len(steps))
     phases = {p: {"steps": per_phase} for p in steps}
-    overrides = {"precision": args.precision, "diag_interval": 10, "max_epochs": 2, "pretrain_epochs": 2,
-                 "phases": phases, "checkpoint_interval": 10, "tensorboard": False}
+    overrides = {"precision": args.precision, "diag_interval": 10, "max_epochs": 2, "phases": phases,
+                 "checkpoint_interval": 10, "tensorboard": False,
+                 **({"strategy_conf": {"pretrain_epochs": 2}} if strategy == "pt_ft" else {})}
     exp = root / f"exp_{name}_{strategy}"
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -110,8 +111,8 @@ def check(name: str, strategy: str, conf_name: str, data: TrainData, root: Path,
         if args.device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter())
-        audio.append((t.labeled_hours + t.unlabeled_hours) * 3600)
-        if t.steps == stop_at:
+        audio.append((t.progress.labeled_hours + t.progress.unlabeled_hours) * 3600)
+        if t.progress.steps == stop_at:
             raise KeyboardInterrupt  # stop here; a checkpoint exists at a multiple of 10 steps
 
     trainer.on_step = on_step
@@ -123,12 +124,12 @@ def check(name: str, strategy: str, conf_name: str, data: TrainData, root: Path,
     rate = (audio[-1] - audio[warm]) / (times[-1] - times[warm])
     resumed = Trainer(load_train_config(str(conf), overrides), data, exp, device=args.device)
     assert resumed.resume(), "no checkpoint to resume from"
-    resumed_at = resumed.steps
+    resumed_at = resumed.progress.steps
     resumed.fit()
-    assert resumed.steps == total, f"resumed run ended at step {resumed.steps}, not {total}"
+    assert resumed.progress.steps == total, f"resumed run ended at step {resumed.progress.steps}, not {total}"
     peak = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else float("nan")
     cos = [r["cos_fg"] for r in csv.DictReader(open(exp / "train_steps.csv")) if r.get("cos_fg")]
-    methods = [[]] + ([["--method", "beam", "--beam_size", "4"]] if hasattr(resumed.model.sup, "beam_search") else [])
+    methods = [[]] + ([["--method", "beam", "--beam_size", "4"]] if resumed.model.sup.own_beam_search(4) is not None else [])
     for i, method in enumerate(methods):
         out = exp / f"decode{i}"
         rc = decode.main(["--exp_dir", str(exp), "--data_dir", data.valid_dir, "--token_dir", data.token_dir,

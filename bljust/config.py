@@ -19,11 +19,16 @@ class ConfigError(ValueError):
     pass
 
 
+def _at(where: str | None, message: str) -> str:
+    """``message`` located in ``where`` (None: the caller adds the location)."""
+    return message if where is None else f"{where}: {message}"
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
+def _convert(value: Any, tp: Any, key: str, where: str | None) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -40,16 +45,16 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
         raise ConfigError(errors[0])
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
+            raise ConfigError(_at(where, f"'{key}' must be a mapping, got {value!r}"))
         return from_dict(tp, value, where, prefix=f"{key}.")
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
+            raise ConfigError(_at(where, f"'{key}' must be a mapping, got {value!r}"))
         _, value_tp = typing.get_args(tp) or (str, Any)
         return {k: _convert(v, value_tp, f"{key}.{k}", where) for k, v in value.items()}
     if origin is list or tp is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: '{key}' must be a list, got {value!r}")
+            raise ConfigError(_at(where, f"'{key}' must be a list, got {value!r}"))
         (item_tp,) = typing.get_args(tp) or (Any,)
         return [_convert(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
     if tp is Any:
@@ -62,23 +67,24 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
         except ValueError:
             pass
     if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {value!r}")
+        raise ConfigError(_at(where, f"'{key}' must be {_type_name(tp)}, got {value!r}"))
     return value
 
 
-def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
+def from_dict(cls: type, data: dict, where: str | None = "config", prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError, located
+    in ``where`` (a file name; None: the caller's own checks add it)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            raise ConfigError(f"{where}: unknown key '{prefix}{key}' (known keys: {', '.join(sorted(fields))})")
+            raise ConfigError(_at(where, f"unknown key '{prefix}{key}' (known keys: {', '.join(sorted(fields))})"))
     kwargs = {k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except ValueError as e:  # a dataclass's own checks (__post_init__)
         msg = str(e)
-        raise ConfigError(f"{where}: {msg if msg.startswith(prefix) else prefix + msg}") from None
+        raise ConfigError(_at(where, msg if msg.startswith(prefix) else prefix + msg)) from None
 
 
 def to_dict(obj: Any) -> Any:

@@ -107,3 +107,28 @@ def gather(obj: object, world: World) -> list[object]:
     out = [None] * world.size if world.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out or []
+
+
+def finite_everywhere(t: torch.Tensor) -> bool:
+    """Whether ``t`` is finite on every rank (so that all of them backpropagate, or none)."""
+    if not active():
+        return bool(torch.isfinite(t))
+    return not bool(max_((~torch.isfinite(t.detach())).float().reshape(1)))
+
+
+def sum_gradients(params: list[torch.nn.Parameter], values: dict[str, torch.Tensor | None],
+                  share: float) -> tuple[bool, dict[str, torch.Tensor]]:
+    """Sum every rank's share-weighted gradients of ``params`` (and the scalars ``values``, times
+    ``share``) in one all-reduce of a flat vector; a parameter no rank reached keeps no gradient,
+    as in a single process. -> (all finite, the global batch's values)"""
+    device = params[0].device
+    reached = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device)
+    named = [k for k, v in values.items() if v is not None]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
+                     + [reached, torch.stack([values[k].detach() * share for k in named]).float()])
+    sum_(flat)
+    offset = 0
+    for p, was_reached in zip(params, (flat[-len(named) - len(params):-len(named)] > 0).tolist()):
+        p.grad = flat[offset:offset + p.numel()].view_as(p) if was_reached else None
+        offset += p.numel()
+    return bool(torch.isfinite(flat).all()), {k: flat[-len(named) + i] for i, k in enumerate(named)}

@@ -16,11 +16,12 @@ from bljust.bin import decode as decode_cli
 from bljust.decode.average import average_checkpoints
 from bljust.decode import beam
 from bljust.decode.beam import CtcBeamSearch, collapse, write_lexicon
-from bljust.decode.greedy import ctc_greedy
+from bljust.models.ctc import ctc_greedy
 from bljust.text.tokenizer import Tokenizer, build_tokenizer
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
-from bljust.train.trainer import LOG_FIELDS, Trainer, TrainData
+from bljust.train.logs import log_fields
+from bljust.train.trainer import Trainer, TrainData
 
 REPO = Path(__file__).resolve().parents[1]
 S = "\u2581"  # word boundary
@@ -162,7 +163,7 @@ def test_lexicon_and_lm_pull_toward_known_words(tiny_corpus, tmp_path):
 
 def write_log(exp_dir: Path, rows: list[tuple[str, int, float]]) -> None:
     with open(exp_dir / "train_log.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, LOG_FIELDS, restval="")
+        w = csv.DictWriter(f, log_fields("gamma"), restval="")
         w.writeheader()
         w.writerows({"chunk": i + 1, "phase": phase, "steps": step, "valid_f": loss} for i, (phase, step, loss) in enumerate(rows))
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bljust.config import ConfigError, from_dict
-from bljust.losses.contrastive import (
+from bljust.models.contrastive import (
     ContrastiveConfig,
     ContrastiveHead,
     ContrastiveMlmConfig,
@@ -16,9 +16,9 @@ from bljust.losses.contrastive import (
     contrastive_logits,
     sample_distractors,
 )
-from bljust.losses.masking import span_mask
-from bljust.losses.quantizer import GumbelProductQuantizer, QuantizerOutput, diversity_loss, perplexity
 from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask
+from bljust.models.masking import span_mask
+from bljust.models.quantizer import GumbelProductQuantizer, QuantizerOutput, diversity_loss, perplexity
 
 
 class TinyEncoder(nn.Module):
@@ -55,7 +55,7 @@ def small_conf(cls=ContrastiveConfig, **kw):
 
 
 def run_protocol(head, encoder, lengths=(20, 14, 9), seed=0):
-    """The two-call protocol of bljust.losses.base on random features."""
+    """The two-call protocol of bljust.models.unsup_head on random features."""
     lengths = torch.tensor(lengths)
     feats = torch.randn(len(lengths), int(lengths.max()), 6, generator=gen(seed))
     g = gen(seed + 1)

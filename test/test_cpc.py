@@ -8,9 +8,9 @@ import torch
 from bljust.config import ConfigError, from_dict
 from typing import NamedTuple
 
-from bljust.losses import UNSUP_HEADS, CpcConfig, CpcHead
-from bljust.losses.cpc import info_nce_logits
+from bljust.models import UNSUP_HEADS
 from bljust.models.cnn_lstm import CnnLstmConfig, CnnLstmEncoder
+from bljust.models.cpc import CpcConfig, CpcHead, info_nce_logits
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
 
 
@@ -107,7 +107,7 @@ def test_collisions_do_not_count_as_negatives():
 
 
 def loop_cpc(enc, steps, n, temperature, similarity, seed):
-    """Plain loops over utterances, steps and frames, sampling as documented in bljust.losses.cpc."""
+    """Plain loops over utterances, steps and frames, sampling as documented in bljust.models.cpc."""
     g = torch.Generator().manual_seed(seed)
     lengths = enc.lengths.tolist()
     pool = [(b, t) for b in range(len(lengths)) for t in range(lengths[b])]

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from bljust.config import ConfigError
-from bljust.decode.greedy import ctc_greedy
 from bljust.models.asr_model import AsrModel, ModelConfig, utterance_mean_norm
-from bljust.models.ctc import min_ctc_frames
+from bljust.models.ctc import CtcHead, ctc_greedy, min_ctc_frames
+from bljust.models.rnnt import RnntConfig, RnntHead
 
 
 def make_model(**enc):
@@ -97,6 +97,16 @@ def test_min_ctc_frames_counts_repeats():
     assert min_ctc_frames([]) == 0
 
 
+def test_supervised_heads_name_their_loss_beam_search_and_joint():
+    """The SupervisedHead members callers read instead of asking which class a head is."""
+    ctc, rnnt = CtcHead(8, 5), RnntHead(8, 5, RnntConfig(embed_dim=4, pred_units=6, joint_dim=6)).eval()
+    assert (ctc.loss_name, rnnt.loss_name) == ("CTC", "RNN-T")
+    assert ctc.own_beam_search(4) is None and ctc.joint_cost(2, 7, 3) is None
+    assert rnnt.joint_cost(2, 7, 3) == 2 * 7 * (3 + 1) * 5  # B x T' x (U+1) x V
+    enc, lengths = rnnt(torch.randn(2, 6, 8)), torch.tensor([6, 4])
+    assert rnnt.own_beam_search(3)(enc, lengths) == rnnt.beam_search(enc, lengths, 3)
+
+
 def test_mask_replaces_latent_frames_before_the_context_network():
     model = make_model()
     feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 40])
@@ -115,7 +125,7 @@ def test_mask_replaces_latent_frames_before_the_context_network():
 def test_init_from_a_model_package(tmp_path):
     """init: model_best.pt copies the encoder; a head is carried over only where it fits (a CTC head
     does not fit an RNN-T one), and an encoder of another shape is refused naming its tensors."""
-    from bljust.models.init import InitError, load_init
+    from bljust.pretrained.init import InitError, load_init
 
     ctc = make_model()
     with torch.no_grad():

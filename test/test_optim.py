@@ -83,7 +83,7 @@ def test_zero_gamma_skips_g_and_its_hours(tiny_corpus, tmp_path):
         "phases": {"explore": {"steps": 0}, "joint": {"steps": 2}, "finetune": {"steps": 0}}})
     trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path)
     hours = []
-    trainer.on_step = lambda t: hours.append(t.unlabeled_hours)
+    trainer.on_step = lambda t: hours.append(t.progress.unlabeled_hours)
     trainer.fit()
     assert hours[:2] == [0.0, 0.0] and hours[2] > 0  # epoch 1: gamma = 0, no unlabeled batch drawn
     rows = (tmp_path / "train_steps.csv").read_text().splitlines()
@@ -105,11 +105,11 @@ def test_a_phase_leaves_what_it_does_not_train_bit_identical(tiny_corpus, tmp_pa
     seen = []
 
     def check(t):
-        if t.steps <= 3:  # pre-training
+        if t.progress.steps <= 3:  # pre-training
             for n, p in model.named_parameters():
                 if n in frozen:
                     assert torch.equal(p, frozen[n]), n
-            seen.append(t.steps)
+            seen.append(t.progress.steps)
 
     trainer.on_step = check
     trainer.fit()

@@ -46,7 +46,7 @@ TINY_MLM = TINY_CONFIG.replace("unsup_conf: {steps: 2, num_negatives: 8, ar_dim:
                                "code_dim: 16, mask_span: 2, mlm_layers: 1, mlm_heads: 2, mlm_ffn_dim: 32}").replace(
     """phases:
   train: {lr: 2.0e-3, warmup_steps: 2}""", """strategy: pt_ft
-pretrain_epochs: 1
+strategy_conf: {pretrain_epochs: 1}
 phases:
   pretrain: {steps: 2, lr: 1.0e-3}
   finetune: {steps: 2, lr: 1.0e-3}""")

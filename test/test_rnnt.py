@@ -15,6 +15,7 @@ from bljust.models.asr_model import AsrModel, ModelConfig
 from bljust.models.rnnt import RnntConfig, RnntHead
 from bljust.text.tokenizer import Tokenizer
 from bljust.train.config import load_train_config
+from bljust.train.setup import joint_fits
 from bljust.train.trainer import Trainer, TrainData
 from test_strategies import TINY_MODEL
 
@@ -235,8 +236,8 @@ def test_batches_respect_the_joint_cap(tiny_corpus, tmp_path):
 
     def batches(trainer: Trainer) -> list[tuple[int, int]]:
         """(utterances, joint logits) of every labeled and validation batch"""
-        labeled = [(trainer.train_set, b) for b in trainer.labeled.sampler.batches]
-        valid = [(trainer.valid_set, b.utt_ids) for b in trainer.valid_batches]
+        labeled = [(trainer.setup.train_set, b) for b in trainer.labeled.sampler.batches]
+        valid = [(trainer.setup.valid_set, b.utt_ids) for b in trainer.setup.valid_batches]
         return [(len(utts), joint_cost(data, trainer.model, utts)) for data, utts in labeled + valid]
 
     free = batches(trainer_with(0))
@@ -246,10 +247,11 @@ def test_batches_respect_the_joint_cap(tiny_corpus, tmp_path):
     assert all(size <= cap or count == 1 for count, size in capped)
 
     trainer = trainer_with(1)
-    utts = trainer.train_set.utt_ids[:3]
-    trainer.config.batch.max_joint = joint_cost(trainer.train_set, trainer.model, utts, ranks=2)
+    train_set = trainer.setup.train_set
+    utts = train_set.utt_ids[:3]
+    trainer.config.batch.max_joint = joint_cost(train_set, trainer.model, utts, ranks=2)
     for ranks, fits in ((1, False), (2, True), (3, True)):  # shards of 3, 2, 1 utterances
-        assert trainer._joint_fits(trainer.train_set, world_size=ranks)(utts) is fits
+        assert joint_fits(trainer.config, trainer.model, train_set, world_size=ranks)(utts) is fits
 
     with pytest.raises(ValueError, match="batch.max_joint caps a transducer's joint network; sup 'ctc' has none"):
         trainer_with(1000, sup="ctc")

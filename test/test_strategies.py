@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections import Counter
 
 import pytest
@@ -17,7 +18,10 @@ from bljust.text.tokenizer import Tokenizer
 from bljust.train.config import load_train_config
 from bljust.train import checkpoint
 from bljust.train.strategies import STRATEGIES, Chunk, penalty
-from bljust.train.trainer import NonFiniteError, Trainer, TrainData, TrainingError
+from bljust.train.errors import NonFiniteError, TrainingError
+from bljust.train.precision import Precision
+from bljust.train.step import GradientStep
+from bljust.train.trainer import Trainer, TrainData
 
 TINY_MODEL = {"encoder_conf": {"cnn_layers": 2, "latent_dim": 24, "lstm_layers": 1, "lstm_units": 16, "dropout": 0.0},
               "unsup_conf": {"steps": 3, "num_negatives": 8, "ar_dim": 32}}
@@ -49,7 +53,7 @@ def test_single_backward_equals_separate_gradients(tiny_corpus, eta_grad_scale):
     model = AsrModel(80, tok.vocab_size, ModelConfig(**TINY_MODEL)).double().train()
     groups = model.parameter_groups()
     gamma = 0.37
-    strategy = STRATEGIES["bljust"](config(strategy="bljust", bljust={"eta_grad_scale": eta_grad_scale}))
+    strategy = config(strategy="bljust", strategy_conf={"eta_grad_scale": eta_grad_scale}).build_strategy()
     joint, explore, finetune = Chunk("joint", 2, 1), Chunk("explore", 1, 1), Chunk("finetune", 0, 1)
     for trial in range(3):
         lab = collate(lab_set, lab_set.utt_ids[trial * 5 : trial * 5 + 5])
@@ -87,7 +91,7 @@ def test_phases_move_only_their_groups(tiny_corpus, tmp_path):
     def record(t):
         nonlocal before
         after = {k: flat(k) for k in ("theta", "phi", "eta")}
-        snapshots.append((t.plan[t.chunk_index].phase, {k: not torch.equal(before[k], after[k]) for k in after}))
+        snapshots.append((t.plan[t.progress.chunk_index].phase, {k: not torch.equal(before[k], after[k]) for k in after}))
         before = after
 
     trainer.on_step = record
@@ -104,7 +108,7 @@ def test_phases_move_only_their_groups(tiny_corpus, tmp_path):
 
 
 def test_step_counts_and_epoch_ramp(tiny_corpus, tmp_path):
-    cfg = config(strategy="bljust", max_epochs=3, bljust={"gamma_max": 0.9},
+    cfg = config(strategy="bljust", max_epochs=3, strategy_conf={"gamma_max": 0.9},
                  phases={"explore": {"steps": 2}, "joint": {"steps": 3}, "finetune": {"steps": 4}})
     Trainer(cfg, TrainData(**tiny_corpus), tmp_path).fit()
     rows = steps_csv(tmp_path)
@@ -118,7 +122,7 @@ def test_step_counts_and_epoch_ramp(tiny_corpus, tmp_path):
 
 def test_step_ramp_and_constant_schedules(tiny_corpus, tmp_path):
     cfg = config(strategy="bljust", max_epochs=2,
-                 bljust={"gamma_schedule": "step_ramp", "gamma_init": 0.1, "gamma_max": 0.5, "ramp_steps": 4},
+                 strategy_conf={"gamma_schedule": "step_ramp", "gamma_init": 0.1, "gamma_max": 0.5, "ramp_steps": 4},
                  phases={"explore": {"steps": 1}, "joint": {"steps": 3}, "finetune": {"steps": 0}})
     Trainer(cfg, TrainData(**tiny_corpus), tmp_path).fit()
     gammas = [float(r["gamma"]) for r in steps_csv(tmp_path) if r["phase"] == "joint"]
@@ -131,21 +135,25 @@ def test_plans_of_each_strategy():
     steps = {"train": 5, "pretrain": 4, "finetune": 3, "explore": 2, "joint": 6}
 
     def plan(strategy, epochs, steps, **over):
-        return STRATEGIES[strategy](config(strategy=strategy, max_epochs=epochs, **over)).plan(steps)
+        return config(strategy=strategy, max_epochs=epochs, **over).build_strategy().plan(steps)
 
     assert [(c.phase, c.steps) for c in plan("supervised", 2, steps)] == [("train", 5)] * 2
-    assert [c.phase for c in plan("pt_ft", 2, steps, pretrain_epochs=3)] == ["pretrain"] * 3 + ["finetune"] * 2
+    assert [c.phase for c in plan("pt_ft", 2, steps, strategy_conf={"pretrain_epochs": 3})] == ["pretrain"] * 3 + ["finetune"] * 2
     assert [c.phase for c in plan("just", 2, steps)] == ["joint"] * 2
     assert [c.phase for c in plan("bljust", 2, steps)] == ["explore", "joint", "explore", "joint", "finetune"]
     assert [c.phase for c in plan("bljust", 1, {**steps, "explore": 0, "finetune": 0})] == ["joint"]
 
 
-def test_trainer_names_no_strategy():
-    import bljust.train.trainer as trainer_module
+@pytest.mark.parametrize("module", ["trainer", "setup", "step", "logs", "progress", "checkpoint", "config"])
+def test_only_the_strategies_name_a_strategy(module):
+    """The training core and the config are generic: strategies own their names, phases and settings."""
+    import importlib
 
-    source = open(trainer_module.__file__).read()
+    source = open(importlib.import_module(f"bljust.train.{module}").__file__).read()
+    source = source.replace('getLogger("bljust")', "")  # the package, which shares BL-JUST's name
     for name in STRATEGIES:
         assert f'"{name}"' not in source and f"'{name}'" not in source and f".{name}" not in source, name
+        assert not re.search(rf"^\s+{name}\w*:", source, re.M), name  # a config field named after it
     for phase in {p for cls in STRATEGIES.values() for p in cls.phases} - {"train"}:  # "train" also names the data set
         assert f'"{phase}"' not in source, phase
 
@@ -154,13 +162,15 @@ def test_trainer_names_no_strategy():
 def test_baselines_train_their_groups(tiny_corpus, tmp_path, strategy):
     phases = {"supervised": {"train": {"steps": 3}}, "pt_ft": {"pretrain": {"steps": 2}, "finetune": {"steps": 2}},
               "just": {"joint": {"steps": 3}}}[strategy]
-    cfg = config(strategy=strategy, max_epochs=2, phases=phases, just_weight=0.5)
+    cfg = config(strategy=strategy, max_epochs=2, phases=phases,
+                 **({"strategy_conf": {"weight": 0.5}} if strategy == "just" else {}))
     trainer = Trainer(cfg, TrainData(**tiny_corpus), tmp_path)
     trainer.fit()
     rows = steps_csv(tmp_path)
     assert len(rows) == {"supervised": 6, "pt_ft": 8, "just": 6}[strategy]
     if strategy == "just":
-        assert {r["gamma"] for r in rows} == {"0.5"} and all(r["f"] and r["g"] for r in rows)
+        assert {r["lambda"] for r in rows} == {"0.5"} and all(r["f"] and r["g"] for r in rows)
+    assert "gamma" not in rows[0]  # only BL-JUST's weight of g is a penalty
     if strategy == "pt_ft":
         assert [r["phase"] for r in rows] == ["pretrain"] * 4 + ["finetune"] * 4
     budget = trainer.budget()
@@ -184,8 +194,8 @@ def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup, caplog):
     first = Trainer(cfg, TrainData(**tiny_corpus), tmp_path / "cut")
 
     def interrupt(t):
-        if t.steps == 12:  # epoch 2 (steps 8-14): joint phase, 3rd of its 5 steps; last checkpoint at step 10
-            assert t.plan[t.chunk_index].phase == "joint"
+        if t.progress.steps == 12:  # epoch 2 (steps 8-14): joint phase, 3rd of its 5 steps; last checkpoint at step 10
+            assert t.plan[t.progress.chunk_index].phase == "joint"
             raise KeyboardInterrupt
 
     first.on_step = interrupt
@@ -199,8 +209,9 @@ def test_resume_mid_joint_phase_is_exact(tiny_corpus, tmp_path, unsup, caplog):
         assert second.resume()
     assert "step_11.pt: unreadable" in caplog.text and "falling back to the previous checkpoint" in caplog.text
     (ckpts / "step_11.pt").unlink()
-    assert (second.steps, second.plan[second.chunk_index].phase, second.step_in_chunk) == (10, "joint", 1)
-    assert second.weight == pytest.approx(0.5)
+    p = second.progress
+    assert (p.steps, second.plan[p.chunk_index].phase, p.step_in_chunk) == (10, "joint", 1)
+    assert p.weight == pytest.approx(0.5)
     second.fit()
     for (name, a), b in zip(full.model.state_dict().items(), second.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
@@ -231,9 +242,9 @@ def test_checkpoints_load_without_unpickling(tmp_path):
 # ---- acceptance 5: bad configs fail before training, naming the key -----------------------------
 
 def test_bad_configs_are_named(tiny_corpus, tmp_path):
-    with pytest.raises(ConfigError, match="bljust.gamma_max must be >= 0"):
-        config(strategy="bljust", bljust={"gamma_max": -1.0})
-    with pytest.raises(ConfigError, match=r"phases.joint.steps \(N2\) must be > 0"):
+    with pytest.raises(ConfigError, match="strategy_conf.gamma_max must be >= 0"):
+        config(strategy="bljust", strategy_conf={"gamma_max": -1.0})
+    with pytest.raises(ConfigError, match="phases.joint.steps must be > 0 for strategy 'bljust'"):
         config(strategy="bljust", phases={"joint": {"steps": 0}})
     with pytest.raises(ConfigError, match="phases.explore is not a phase of strategy 'pt_ft'"):
         config(strategy="pt_ft", phases={"explore": {"steps": 1}})
@@ -281,7 +292,7 @@ def test_nonfinite_steps_are_skipped_and_counted(tiny_corpus, tmp_path, caplog):
     trainer.labeled.next = next_poisoned
     with caplog.at_level(logging.WARNING):
         trainer.fit()
-    assert trainer.skipped_steps == 2 and json.loads((tmp_path / "exp" / "budget.json").read_text())["skipped_steps"] == 2
+    assert trainer.gradients.skipped_steps == 2 and json.loads((tmp_path / "exp" / "budget.json").read_text())["skipped_steps"] == 2
     assert caplog.text.count("non-finite loss or gradient") == 2 and "update skipped (2 so far), utterances: " in caplog.text
     for name in ("model_best.pt", "model_last.pt", *(f"checkpoints/{p.name}" for p in (tmp_path / "exp" / "checkpoints").iterdir())):
         state = checkpoint.load(tmp_path / "exp" / name)["model"]
@@ -318,7 +329,7 @@ def test_mixed_precision_keeps_losses_in_float32(tiny_corpus, tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         trainer.fit()  # a NonFiniteError here would mean an overflow counted as a bad step
     overflows = caplog.text.count("float16 gradient overflow")
-    assert overflows >= 1 and trainer.skipped_steps == overflows
+    assert overflows >= 1 and trainer.gradients.skipped_steps == overflows
     saved = checkpoint.load(checkpoint.step_checkpoints(tmp_path / "exp" / "checkpoints")[-1][1])
     assert saved["loss_scaler"]["scale"] == 2.0 ** 16 * 0.5 ** overflows
     with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, float16, got 'half'"):
@@ -342,7 +353,7 @@ def test_out_of_memory_retries_the_batch_in_halves(tiny_corpus, tmp_path, caplog
     retried = [n for n in seen if n > 5]
     assert retried and caplog.text.count("retrying it in two halves") == len(retried)
     assert "out of memory on the batch (labeled (" in caplog.text
-    assert trainer.skipped_steps == 0 and all(r["f"] != "" for r in steps_csv(tmp_path / "exp"))
+    assert trainer.gradients.skipped_steps == 0 and all(r["f"] != "" for r in steps_csv(tmp_path / "exp"))
 
     def no_memory(*args):
         raise torch.OutOfMemoryError("CUDA out of memory")
@@ -352,6 +363,40 @@ def test_out_of_memory_retries_the_batch_in_halves(tiny_corpus, tmp_path, caplog
     with pytest.raises(TrainingError, match=r"step 1: out of memory even on half of the batch \(labeled \(\d+, \d+, 80\)\); "
                                             "lower batch.max_frames"):
         trainer.fit()
+
+
+def test_a_step_in_halves_equals_the_step_whole(tiny_corpus):
+    """After running out of memory, the halves' gradients add up to the whole batch's: each half is
+    weighted by its share of the utterances (3 and 2 of 5), so parameters and logged f agree."""
+    tok = Tokenizer(tiny_corpus["token_dir"])
+    lab_set = FeatureDataset(tiny_corpus["train_dir"], tiny_corpus["cmvn"], tok)
+    lab = collate(lab_set, lab_set.utt_ids[:5])
+    lab.feats = lab.feats.double()
+    cfg = config(strategy="supervised")
+    results = []
+    for oom_above in (None, 4):  # whole; then a "GPU" that holds at most 4 utterances
+        torch.manual_seed(0)
+        # eval mode: batch norm would otherwise normalise each half by its own statistics
+        model = AsrModel(80, tok.vocab_size, ModelConfig(**TINY_MODEL)).double().eval()
+        strategy_obj = cfg.build_strategy()
+        loss = strategy_obj.loss
+
+        def short_of_memory(model, chunk, labeled, *rest):
+            if oom_above and len(labeled.utt_ids) > oom_above:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return loss(model, chunk, labeled, *rest)
+
+        strategy_obj.loss = short_of_memory
+        step = GradientStep(model, strategy_obj, Precision("float32", torch.device("cpu")),
+                            torch.Generator().manual_seed(1), distributed_run=False, max_nonfinite_in_a_row=1)
+        result = step.run(1, Chunk("train", 1, 1), lab, None, 1.0, 1.0)
+        assert result.finite
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+        results.append((result.values, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+    (whole, whole_params), (halves, halves_params) = results
+    torch.testing.assert_close(halves["f"], whole["f"], rtol=1e-12, atol=0)
+    for name, value in whole_params.items():
+        torch.testing.assert_close(halves_params[name], value, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def test_tensorboard_scalars_beside_the_csv_logs(tiny_corpus, tmp_path):

@@ -15,8 +15,8 @@ import torchaudio
 
 from bljust.bin import import_pretrained
 from bljust.models.asr_model import AsrModel, ModelConfig
-from bljust.models.init import InitError, load_encoder, load_init, read_init
 from bljust.models.wav2vec2 import SHAPES, Wav2Vec2Config, Wav2Vec2Encoder
+from bljust.pretrained.init import InitError, load_encoder, load_init, read_init
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the reference models are built from config objects: never download
 
@@ -520,7 +520,8 @@ def test_fairseq_import_gives_the_same_outputs(layer_norm, style, tmp_path, caps
 
 def test_source_names_of_absent_tensors(tmp_path):
     """The names an error gives for a tensor the source lacks are the source's own names."""
-    from bljust.models.wav2vec2_import import read_fairseq, read_huggingface
+    from bljust.pretrained.fairseq import read_fairseq
+    from bljust.pretrained.hf import read_huggingface
 
     for layer_norm in (False, True):
         torch.save(fairseq_checkpoint(make_encoder(**(TINY_LN if layer_norm else TINY)), layer_norm, "finetuned"),

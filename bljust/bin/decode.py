@@ -27,6 +27,7 @@ from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
 from bljust.decode.average import BY, average_checkpoints
 from bljust.decode.model_io import load_model
 from bljust.fileio import atomic_write_text
+from bljust.models.sup_head import Decoder, SupervisedHead
 from bljust.text.tokenizer import Tokenizer
 from bljust.train import checkpoint
 
@@ -81,14 +82,15 @@ class DecodeConfig:
                 raise ValueError(f"{key}: no such file '{path}'")
 
 
-def beam_decoder(config: DecodeConfig, tokenizer: Tokenizer, head):
+def beam_decoder(config: DecodeConfig, tokenizer: Tokenizer, head: SupervisedHead) -> Decoder:
     """(head output, lengths) -> token ids per utterance: the supervised head's own beam search
     where it has one (RNN-T), else CTC beam search over its log-probabilities."""
-    if hasattr(head, "beam_search"):
+    own = head.own_beam_search(config.beam_size)
+    if own is not None:
         if config.lm is not None or config.lexicon is not None:
             raise ValueError("lm / lexicon: supported by CTC beam search only, not by this model's "
                              f"{type(head).__name__} beam search")
-        return lambda out, lengths: head.beam_search(out, lengths, config.beam_size)
+        return own
     from bljust.decode.beam import CtcBeamSearch
 
     return CtcBeamSearch(tokenizer, config.beam_size, config.beam_size_token, config.beam_threshold,

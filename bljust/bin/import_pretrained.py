@@ -5,7 +5,7 @@
 SRC: a Hugging Face model folder (config.json + model.safetensors or pytorch_model.bin; models
 Wav2Vec2Model, Wav2Vec2ForPreTraining, Wav2Vec2ForCTC) or a fairseq wav2vec 2.0 checkpoint file
 (pre-training or fine-tuned). Neither library is needed.
-OUT: the init file (format: bljust/models/init.py).
+OUT: the init file (format: bljust/pretrained/init.py).
 --config: a training YAML to check the weights against: ``encoder: wav2vec2`` with an encoder_conf
 of the same structure, and its unsupervised head, whose quantizer, project_q and final_proj are
 carried over when their shapes match (otherwise they stay freshly initialised). Without it the
@@ -27,10 +27,12 @@ import yaml
 
 from bljust.config import ConfigError, from_dict, load_yaml
 from bljust.fileio import atomic_open
-from bljust.losses import UNSUP_HEADS
-from bljust.models.init import HEAD_PARTS, OPTIONAL_ENCODER, InitError, head_parts, state_errors, structure_errors
+from bljust.models import UNSUP_HEADS
 from bljust.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
-from bljust.models.wav2vec2_import import Converted, read_fairseq, read_huggingface
+from bljust.pretrained.convert import Converted
+from bljust.pretrained.fairseq import read_fairseq
+from bljust.pretrained.hf import read_huggingface
+from bljust.pretrained.init import HEAD_PARTS, OPTIONAL_ENCODER, InitError, head_parts, state_errors, structure_errors
 
 
 def target_from_yaml(path: str) -> tuple[Wav2Vec2Config, torch.nn.Module | None]:

@@ -29,7 +29,8 @@ from bljust import distributed
 from bljust.config import ConfigError, parse_overrides
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
-from bljust.train.trainer import Stopped, Trainer, TrainData, TrainingError
+from bljust.train.errors import TrainingError
+from bljust.train.trainer import Stopped, Trainer, TrainData
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from bljust.config import ConfigError, from_dict
-from bljust.losses import UNSUP_HEADS, UnsupOutput
-from bljust.models import ENCODERS, SUP_HEADS
+from bljust.models import ENCODERS, SUP_HEADS, UNSUP_HEADS
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask, scale_grad
+from bljust.models.sup_head import SupervisedHead
+from bljust.models.unsup_head import UnsupHead, UnsupOutput
 
 
 def float32(enc: EncoderOutput) -> EncoderOutput:
@@ -77,8 +78,8 @@ class AsrModel(nn.Module):
             unsup_cls.check_encoder(self.encoder, unsup_conf)
         except ValueError as e:
             raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
-        self.sup = sup_cls(self.encoder.output_dim, vocab_size, sup_conf)
-        self.unsup = unsup_cls(self.encoder.output_dim, self.encoder.latent_dim, unsup_conf)
+        self.sup: SupervisedHead = sup_cls(self.encoder.output_dim, vocab_size, sup_conf)
+        self.unsup: UnsupHead = unsup_cls(self.encoder.output_dim, self.encoder.latent_dim, unsup_conf)
         if config.input_norm not in INPUT_NORMS:
             raise ConfigError(f"{where}: unknown input_norm '{config.input_norm}' (known: {', '.join(INPUT_NORMS)})")
         self.utterance_norm = config.input_norm == "utterance"
@@ -124,11 +125,11 @@ class AsrModel(nn.Module):
             return head(enc, mask, generator)
 
     def set_update(self, n: int) -> None:
-        """Tell the parts whose behaviour depends on the update number (a wav2vec 2.0 encoder's
-        freezing for the first N updates and its layer drop) that ``n`` updates are done."""
-        for part in (self.encoder, self.sup, self.unsup):
-            if hasattr(part, "set_update"):
-                part.set_update(n)
+        """Tell the encoder, where its behaviour depends on the update number (a wav2vec 2.0
+        encoder's freezing for the first N updates and its layer drop), that ``n`` updates are done.
+        No head depends on it: neither head contract (sup_head, unsup_head) has set_update."""
+        if hasattr(self.encoder, "set_update"):
+            self.encoder.set_update(n)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """theta: encoder, phi: supervised head, eta: unsupervised head."""

@@ -1,4 +1,5 @@
-"""RNN-T head: a transducer as the supervised head (phi) on top of an encoder's context vectors.
+"""RNN-T head: a transducer as the supervised head (phi, ``sup_head.SupervisedHead``) on top of
+an encoder's context vectors.
 
 The encoder (theta) plays the transcription network; phi adds a projection of its context,
 a prediction network over the previous labels and a joint network (Graves, 2012):
@@ -15,14 +16,15 @@ Memory: training materialises the joint for every (frame, label position) pair, 
 B x T x (U+1) x J activations and B x T x (U+1) x V logits (plus, with the fused log-softmax,
 a gradient of the logits' size computed in the forward pass): it grows with the product of
 frames and transcript length, not their sum as CTC's does. ``batch.max_joint`` caps the
-logits per batch (the batcher counts B x T' x (U+1) x V before it reads anything), on top of
-``batch.max_frames``.
+logits per batch (the batcher counts B x T' x (U+1) x V, ``joint_cost``, before it reads
+anything), on top of ``batch.max_frames``.
 
 torchaudio's ``models.RNNT`` is not used: its prediction and joint networks are private
 classes, and its ``RNNTBeamSearch`` takes the last id as the blank where ours is 0.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 from torch import nn
+
+from bljust.models.sup_head import Decoder
 
 LstmState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [L, N, H]
 
@@ -99,6 +103,7 @@ class Joiner(nn.Module):
 
 
 class RnntHead(nn.Module):
+    loss_name = "RNN-T"
     blank = 0
 
     def __init__(self, input_dim: int, vocab_size: int, config: RnntConfig = RnntConfig()):
@@ -118,6 +123,10 @@ class RnntHead(nn.Module):
         # One frame, whatever the transcript: a frame may emit several labels before its blank
         # (CTC needs a frame per label). The final blank needs a frame even for an empty one.
         return 1
+
+    def joint_cost(self, utterances: int, frames: int, labels: int) -> int:
+        """Logits B x T' x (U+1) x V of ``joint_logits`` for a batch of these sizes (``batch.max_joint`` caps it)."""
+        return utterances * frames * (labels + 1) * self.joiner.out.out_features
 
     def joint_logits(self, enc: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """enc [B, T, J], targets [B, U] (padded) -> logits [B, T, U+1, V]: position u has seen the first u labels"""
@@ -182,6 +191,10 @@ class RnntHead(nn.Module):
                     hyps[b].append(int(best[b]))
                 active = emit
         return hyps
+
+    def own_beam_search(self, beam_size: int) -> Decoder:
+        """``beam_search`` with ``beam_size`` hypotheses, as (enc, lengths) -> token ids per utterance."""
+        return functools.partial(self.beam_search, beam_size=beam_size)
 
     @torch.no_grad()
     def beam_search(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int) -> list[list[int]]:

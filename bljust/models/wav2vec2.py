@@ -52,7 +52,7 @@ Fine-tuning controls (fairseq's names where they exist):
   (the supervised one), spans of ``mask_length`` frames of the Transformer's input are replaced
   by ``mask_emb`` [E], a learned vector after the feature projection, as fairseq's fine-tuning
   does with its ``mask_emb`` (an import carries the pre-trained one over). ``mask_prob`` is the
-  expected fraction of frames masked (``losses/masking.span_mask``); fairseq's is the chance of
+  expected fraction of frames masked (``masking.span_mask``); fairseq's is the chance of
   a frame starting a span, with overlaps, so its 0.5 at length 10 masks about 0.4 of the frames.
 * ``mask_channel_prob`` / ``mask_channel_length``: in training, spans of ``mask_channel_length``
   channels of the Transformer's input are zeroed over the whole utterance, a fraction
@@ -70,6 +70,7 @@ from torch import nn
 from torchaudio.models import wav2vec2_model
 
 from bljust.models.encoder import EncoderOutput, apply_mask, lengths_to_padding_mask, scale_grad
+from bljust.models.masking import span_mask
 
 # fairseq's conv_feature_layers of every published wav2vec 2.0: 20 ms stride, 25 ms (400 samples) field
 WAV2VEC2_CONV = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
@@ -321,8 +322,6 @@ class Wav2Vec2Encoder(nn.Module):
     def _fine_tuning_masks(self, x: torch.Tensor, pad: torch.Tensor, time: bool) -> torch.Tensor:
         """x [B, T', E] -> x with spans of frames (``time``) replaced by mask_emb, then spans of
         channels zeroed per utterance (training only; module docstring)."""
-        from bljust.losses.masking import span_mask  # here: bljust.losses imports the models package
-
         b, n, e = x.shape
         c = self.config
         if time and c.mask_prob > 0:

@@ -7,6 +7,10 @@ of processes and threads: the resumed run then computes the same numbers as an u
 one (bit for bit on CPUs; on GPUs as far as the kernels are deterministic, which cuDNN's RNNs
 and atomics-based reductions are not unless ``torch.use_deterministic_algorithms`` is set);
 ``model_best.pt`` / ``model_last.pt`` hold only what decoding needs.
+
+A resume reads the newest checkpoint that can be read (one damaged by a crash mid-write on
+another file system falls back to the one before) and lists every setting that differs from
+the current configuration, so that two configurations are never mixed unnoticed.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from bljust.fileio import atomic_path
+from bljust.train.errors import NonFiniteError
 
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -27,6 +32,21 @@ _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 def save(obj: dict, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def finite_state(module: torch.nn.Module, steps: int) -> dict:
+    """``module``'s state dict; a non-finite value anywhere is an error, so it is never saved."""
+    state = module.state_dict()
+    bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteError(f"non-finite values in {', '.join(bad)} after step {steps}; nothing was saved")
+    return state
+
+
+def model_package(model: torch.nn.Module, model_config: dict, steps: int) -> dict:
+    """``model_best.pt`` / ``model_last.pt``: what decoding needs, nothing more."""
+    return {"config": model_config, "input_dim": model.input_dim, "vocab_size": model.vocab_size, "steps": steps,
+            "model": finite_state(model, steps)}
 
 
 def step_checkpoints(ckpt_dir: str | os.PathLike) -> list[tuple[int, Path]]:
@@ -79,3 +99,45 @@ def load(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: unreadable (not a checkpoint, or a damaged one)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def newest_readable(ckpt_dir: str | os.PathLike, warn) -> tuple[Path, dict] | None:
+    """(path, state) of the newest training checkpoint that can be read, None if there is none.
+    An unreadable one (a crash mid-write elsewhere) is reported through ``warn`` and the one before
+    is tried; if none can be read, CheckpointError."""
+    found = step_checkpoints(ckpt_dir)
+    if not found:
+        return None
+    for _, path in reversed(found):
+        try:
+            return path, load(path)
+        except CheckpointError as e:
+            warn(f"{e}; falling back to the previous checkpoint")
+    raise CheckpointError(f"{ckpt_dir}: none of the {len(found)} checkpoints can be read "
+                          "(see the warnings above); move them away to start afresh")
+
+
+# Settings that change how a run is carried out, not what it computes: a resume may change them.
+OPERATIONAL_KEYS = ("num_threads", "keep_checkpoints", "checkpoint_interval", "diag_interval", "max_nonfinite_in_a_row",
+                    "tensorboard", "batch.num_workers")
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """'key: saved -> current' for every setting that differs, nested keys dotted."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "(absent)"), current.get(key, "(absent)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
+
+
+def resume_changes(state: dict, config: dict, world_size: int) -> list[str]:
+    """What would change if the run that wrote ``state`` went on with ``config`` on ``world_size``
+    processes (operational settings aside)."""
+    changes = [d for d in config_differences(state["config"], config) if d.split(":")[0] not in OPERATIONAL_KEYS]
+    if len(state["ranks"]) != world_size:
+        changes.append(f"processes: {len(state['ranks'])} -> {world_size}")
+    return changes

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bljust.config import ConfigError, from_dict, load_yaml, merge
+from bljust.config import ConfigError, from_dict, load_yaml, merge, to_dict
 from bljust.features.specaug import SpecAugConfig
 from bljust.models.asr_model import ModelConfig
 from bljust.train.precision import PRECISIONS
-from bljust.train.strategies import GAMMA_SCHEDULES, STRATEGIES
+from bljust.train.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 
 @dataclass
 class PhaseConfig:
-    """Steps and learning rates of one phase (docs/algorithm.md: explore = rho, joint = alpha, finetune = tau)."""
+    """Steps and learning rates of one phase of the strategy (its rates in docs/algorithm.md)."""
 
-    steps: int | None = None  # steps per epoch (bljust's finetune: in total); None = one pass over the phase's data
+    steps: int | None = None  # steps per epoch (a phase after the epochs: in total); None = one pass over the phase's data
     lr: float = 1e-3
     lr_theta: float | None = None  # per-group overrides of lr
     lr_phi: float | None = None
@@ -38,35 +38,14 @@ class PhaseConfig:
         return self.lr if override is None else override
 
 
-@dataclass
-class BljustConfig:
-    gamma_max: float = 1.0
-    gamma_init: float = 0.0  # step_ramp only
-    gamma_schedule: str = "epoch_ramp"  # epoch_ramp (the papers), step_ramp (PBGD reference code), constant
-    ramp_steps: int = 1000  # step_ramp: joint steps from gamma_init to gamma_max
-    pbgd_step_scaling: bool = False  # scale joint-phase learning rates by min(1, 1/gamma)
-    eta_grad_scale: str = "gamma"  # eta's joint-phase gradient: gamma * grad g (docs/algorithm.md) or "one" (reference code)
-
-    def __post_init__(self):
-        for name in ("gamma_max", "gamma_init"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"bljust.{name} must be >= 0, got {getattr(self, name)}")
-        if self.gamma_schedule not in GAMMA_SCHEDULES:
-            raise ValueError(f"bljust.gamma_schedule must be one of {', '.join(GAMMA_SCHEDULES)}, got '{self.gamma_schedule}'")
-        if self.ramp_steps < 1:
-            raise ValueError(f"bljust.ramp_steps must be >= 1, got {self.ramp_steps}")
-        if self.eta_grad_scale not in ("gamma", "one"):
-            raise ValueError(f"bljust.eta_grad_scale must be 'gamma' or 'one', got '{self.eta_grad_scale}'")
-
-
 OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass
 class OptimConfig:
-    """The optimizer of every phase (README, "Optimizer semantics")."""
+    """The optimizer of every phase (docs/config.md, "Optimizer semantics")."""
 
-    type: str = "adamw"  # adamw, or sgd (the algorithm as written: AdamW normalises away gamma's scaling of eta's gradient)
+    type: str = "adamw"  # adamw, or sgd (AdamW normalises away a constant scale of a group's gradient: docs/algorithm.md)
     weight_decay: float = 0.01  # decoupled; never on norm/bias (1-d) parameters nor on those without a gradient
     momentum: float = 0.0  # sgd only
     grad_clip: float = 5.0  # max gradient norm of each group (theta, phi, eta) on its own; 0 = off
@@ -107,12 +86,10 @@ class TrainConfig:
     unsup_conf: dict = field(default_factory=dict)
     input_norm: str = "none"  # "utterance": subtract each utterance's mean feature vector (a model setting, so decoding does too)
     init: str = ""  # initial weights: python -m bljust.bin.import_pretrained output, or a model_best.pt; "" = random
-    strategy: str = "supervised"  # supervised, pt_ft, just, bljust
+    strategy: str = DEFAULT_STRATEGY  # a key of train/strategies.py's registry (docs/algorithm.md)
+    strategy_conf: dict = field(default_factory=dict)  # the strategy's own settings (its Settings dataclass)
     max_epochs: int = 10  # K
-    pretrain_epochs: int = 0  # pt_ft: epochs of pre-training before the max_epochs of fine-tuning; 0 = max_epochs
     phases: dict[str, PhaseConfig] = field(default_factory=dict)
-    just_weight: float = 1.0  # lambda of just: f + lambda * g
-    bljust: BljustConfig = field(default_factory=BljustConfig)
     seed: int = 0
     optim: OptimConfig = field(default_factory=OptimConfig)
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
@@ -134,25 +111,25 @@ class TrainConfig:
             raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {self.max_nonfinite_in_a_row}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
-        if self.just_weight < 0:
-            raise ValueError(f"just_weight must be >= 0, got {self.just_weight}")
-        allowed = tuple(STRATEGIES[self.strategy].phases)
+        strategy = STRATEGIES[self.strategy]
+        # resolved, so that config.yaml shows every setting and a resume compares them all
+        self.strategy_conf = to_dict(strategy.parse_settings(self.strategy_conf))
         for name in self.phases:
-            if name not in allowed:
-                raise ValueError(f"phases.{name} is not a phase of strategy '{self.strategy}' (its phases: {', '.join(allowed)})")
-        for name in allowed:
+            if name not in strategy.phases:
+                raise ValueError(f"phases.{name} is not a phase of strategy '{self.strategy}' "
+                                 f"(its phases: {', '.join(strategy.phases)})")
+        for name in strategy.phases:
             self.phases.setdefault(name, PhaseConfig())
-        if self.strategy in ("bljust", "just") and self.phases["joint"].steps == 0:
-            raise ValueError(f"phases.joint.steps (N2) must be > 0 for strategy {self.strategy}")
-        for name in ("train", "pretrain"):
-            if name in allowed and self.phases[name].steps == 0:
-                raise ValueError(f"phases.{name}.steps must be > 0")
-        if self.strategy == "pt_ft" and self.phases["finetune"].steps == 0:
-            raise ValueError("phases.finetune.steps must be > 0 for strategy pt_ft")
+            if self.phases[name].steps == 0 and name not in strategy.optional_phases:
+                raise ValueError(f"phases.{name}.steps must be > 0 for strategy '{self.strategy}'")
 
     @property
     def uses_unlabeled(self) -> bool:
         return STRATEGIES[self.strategy].uses_unlabeled()
+
+    def build_strategy(self):
+        """A fresh object of the configured strategy."""
+        return STRATEGIES[self.strategy](self.strategy_conf, self.max_epochs)
 
     @property
     def model(self) -> ModelConfig:

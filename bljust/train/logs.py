@@ -1,5 +1,9 @@
 """Training logs: ``train.log`` (the logging module), ``train_log.csv`` (one row per chunk),
-``train_steps.csv`` (one row per step)."""
+``train_steps.csv`` (one row per step), TensorBoard scalars, and ``budget.json``.
+
+The weight of g in joint steps gets the column its strategy names (``gamma`` for BL-JUST,
+``lambda`` for JUST); a strategy without joint steps has no such column.
+"""
 from __future__ import annotations
 
 import csv
@@ -8,10 +12,24 @@ from io import StringIO
 from pathlib import Path
 
 from bljust.fileio import atomic_write_text
+from bljust.train import diagnostics
+from bljust.train.config import TrainConfig
+from bljust.train.progress import Progress
+from bljust.train.strategies import Chunk
 
-LOG_FIELDS = ["chunk", "phase", "epoch", "steps", "train_f", "train_g", "valid_f", "valid_g", "valid_cer", "gamma",
-              "labeled_hours", "unlabeled_hours", "wall_s"]
-STEP_FIELDS = ["step", "phase", "epoch", "f", "g", "gamma", "lr_theta", "lr_phi", "lr_eta", "cos_fg", "norm_f", "norm_g"]
+log = logging.getLogger("bljust.train")
+
+
+def log_fields(weight_name: str | None) -> list[str]:
+    """Columns of ``train_log.csv``."""
+    return (["chunk", "phase", "epoch", "steps", "train_f", "train_g", "valid_f", "valid_g", "valid_cer"]
+            + ([weight_name] if weight_name else []) + ["labeled_hours", "unlabeled_hours", "wall_s"])
+
+
+def step_fields(weight_name: str | None, metric_names: tuple[str, ...]) -> list[str]:
+    """Columns of ``train_steps.csv``: the unsupervised head's metrics come last, as g_<name>."""
+    return (["step", "phase", "epoch", "f", "g"] + ([weight_name] if weight_name else [])
+            + ["lr_theta", "lr_phi", "lr_eta", "cos_fg", "norm_f", "norm_g"] + [f"g_{m}" for m in metric_names])
 
 
 def setup_logging(exp_dir: Path, rank: int = 0) -> None:
@@ -60,9 +78,9 @@ class StepLog:
     """``train_steps.csv``: rows are buffered and appended at each checkpoint, so after a crash the
     file holds no step past the newest checkpoint (``truncate`` drops any that a resume redoes)."""
 
-    def __init__(self, path: Path | None, metric_names: tuple[str, ...]):
+    def __init__(self, path: Path | None, fields: list[str]):
         self.path = path  # None: keep nothing (a data-parallel rank other than 0)
-        self.fields = STEP_FIELDS + [f"g_{m}" for m in metric_names]
+        self.fields = fields
         self.rows: list[dict] = []
 
     def add(self, row: dict) -> None:
@@ -85,3 +103,100 @@ class StepLog:
             return
         rows = [r for r in read_csv(self.path) if int(r["step"]) <= last_step]
         atomic_write_text(self.path, csv_text(self.fields, rows))
+
+
+def log_model(config: TrainConfig, setup) -> None:
+    """``train.log``: the model's groups and sizes, the share of theta each loss reaches, the plan.
+    setup: ``setup.Setup``."""
+    sizes = {k: sum(p.numel() for p in v) / 1e6 for k, v in setup.groups.items()}
+    c = config
+    log.info("model: %s encoder %.2f M (theta), %s head %.2f M (phi), %s head %.2f M (eta); %d tokens",
+             c.encoder, sizes["theta"], c.sup, sizes["phi"], c.unsup, sizes["eta"], setup.tokenizer.vocab_size)
+    reach = diagnostics.theta_reach(setup.model, setup.valid_batches[0])
+    for loss in ("f", "g"):
+        log.info("%s reaches %.1f%% of theta", loss, diagnostics.reach_percent(reach[loss]))
+    log.info("strategy %s: %s", c.strategy, ", ".join(f"{p} {n} steps" for p, n in setup.phase_total.items()))
+
+
+def chunk_label(chunk: Chunk, plan: list[Chunk]) -> str:
+    """'joint 3/10': the chunk's phase and epoch of that phase's epochs (a phase after the epochs: its name)."""
+    if not chunk.epoch:
+        return chunk.phase
+    epochs = max(c.epoch or 0 for c in plan if c.phase == chunk.phase)
+    return f"{chunk.phase} {chunk.epoch}/{epochs}"
+
+
+def log_chunk(label: str, progress: Progress, row: dict, valid: tuple[float, float, float],
+              weight: tuple[str, float] | None) -> None:
+    """``train.log``'s line at the end of a chunk: its training means, head metrics and validation."""
+    sums = progress.chunk_sums
+    metrics = "".join(f" {k[2:]} {v / sums['ng']:.3f}" for k, v in sums.items() if k.startswith("g_") and sums["ng"])
+    log.info("%s done (step %d): train f %s g %s%s | valid f %.3f g %.3f CER %.2f%%%s", label,
+             progress.steps, row["train_f"], row["train_g"], f" ({metrics.strip()})" if metrics else "",
+             valid[0], valid[1], 100 * valid[2], f" | {weight[0]} {weight[1]:.3f}" if weight else "")
+
+
+def step_row(progress: Progress, phase: str, epoch: int, weight: tuple[str, float] | None, lrs: dict[str, float],
+             values: dict, finite: bool, g_metrics: dict[str, float]) -> dict:
+    """A row of ``train_steps.csv`` for the step ``progress`` has just counted. weight: (column, value)
+    in a joint step; f and g stay empty where the step had none, or skipped its update."""
+    row = {"step": progress.steps, "phase": phase, "epoch": epoch, "f": "", "g": "",
+           **({weight[0]: round(weight[1], 6)} if weight else {}),
+           **{f"lr_{k}": f"{lrs[k]:.3e}" if k in lrs else "" for k in ("theta", "phi", "eta")}}
+    for name, value in values.items():
+        if value is not None and finite:
+            row[name] = round(value.item(), 5)
+    for name, value in g_metrics.items():
+        row[f"g_{name}"] = round(value, 5)
+    return row
+
+
+def chunk_row(progress: Progress, phase: str, epoch: int, valid: tuple[float, float, float],
+              weight: tuple[str, float] | None) -> dict:
+    """A row of ``train_log.csv`` at the end of the chunk ``progress`` stands in."""
+    train = {k: round(m, 4) if (m := progress.chunk_mean(k)) is not None else "" for k in ("f", "g")}
+    valid_f, valid_g, valid_cer = valid
+    return {"chunk": progress.chunk_index + 1, "phase": phase, "epoch": epoch, "steps": progress.steps,
+            "train_f": train["f"], "train_g": train["g"],
+            "valid_f": round(valid_f, 4), "valid_g": round(valid_g, 4), "valid_cer": round(valid_cer, 4),
+            **({weight[0]: round(weight[1], 6)} if weight else {}),
+            "labeled_hours": round(progress.labeled_hours, 4), "unlabeled_hours": round(progress.unlabeled_hours, 4),
+            "wall_s": round(progress.wall_s, 1)}
+
+
+def write_chunk_row(path: Path, fields: list[str], row: dict) -> None:
+    """Rewrite ``train_log.csv`` with ``row`` after the rows of the chunks before it (a resumed run
+    redoes a chunk: its old row goes)."""
+    rows = [r for r in read_csv(path) if int(r["chunk"]) < row["chunk"]]
+    atomic_write_text(path, csv_text(fields, rows + [row]))
+
+
+def budget(progress: Progress, inference_params: int, skipped_steps: int) -> dict:
+    """``budget.json``: what a run spent, to report beside its error rates."""
+    return {"steps": progress.steps, **{f"{p}_steps": n for p, n in progress.phase_steps.items()},
+            "params_m": round(inference_params / 1e6, 3),
+            "labeled_hours": round(progress.labeled_hours, 3), "unlabeled_hours": round(progress.unlabeled_hours, 3),
+            "wall_s": round(progress.wall_s, 1), **({"skipped_steps": skipped_steps} if skipped_steps else {})}
+
+
+class TensorBoard:
+    """The logged numbers as TensorBoard scalars in ``<exp_dir>/tensorboard`` (``tensorboard: true``).
+    A resumed run's events replace those logged after its checkpoint."""
+
+    SKIP = ("step", "steps", "chunk", "phase", "epoch")
+
+    def __init__(self, exp_dir: Path, resumed_at: int):
+        from torch.utils.tensorboard import SummaryWriter  # slow to import: only when used
+
+        self.writer = SummaryWriter(exp_dir / "tensorboard", purge_step=resumed_at + 1 if resumed_at else None)
+
+    def add(self, section: str, row: dict, step: int) -> None:
+        for key, value in row.items():
+            if key not in self.SKIP and value != "":
+                self.writer.add_scalar(f"{section}/{key}", float(value), step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

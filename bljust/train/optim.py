@@ -1,6 +1,6 @@
 """Optimizers of the parameter groups theta, phi, eta, and the learning-rate schedule.
 
-Semantics (README, "Optimizer semantics"):
+Semantics (docs/config.md, "Optimizer semantics"):
 - one optimizer per phase and group (``optim.share_state: false``), or per group across all
   phases (``true``); a phase steps only the groups it trains, so it never touches the others;
 - weight decay is decoupled and never shrinks 1-d parameters (biases, norm scales, the mask

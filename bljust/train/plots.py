@@ -35,26 +35,31 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_experiment(exp_dir: str | os.PathLike) -> Path:
-    """exp_dir/training_curves.png: f and g, gamma and learning rates, gradient conflict, validation."""
+def plot_experiment(exp_dir: str | os.PathLike, f_name: str, weight_name: str | None) -> Path:
+    """exp_dir/training_curves.png: f and g, the weight of g and learning rates, gradient conflict, validation.
+
+    f_name: the supervised loss's name ("CTC", "RNN-T"); weight_name: the strategy's column of the
+    weight of g in ``train_steps.csv`` ("gamma", "lambda"; None: the strategy has no joint steps)."""
     exp_dir = Path(exp_dir)
-    steps = _columns(exp_dir / "train_steps.csv", "step", ["f", "g", "gamma", "lr_theta", "cos_fg", "norm_f", "norm_g"])
+    weight = [weight_name] if weight_name else []
+    steps = _columns(exp_dir / "train_steps.csv", "step", ["f", "g", *weight, "lr_theta", "cos_fg", "norm_f", "norm_g"])
     epochs = _columns(exp_dir / "train_log.csv", "steps", ["valid_f", "valid_g", "valid_cer"])
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     ax = axes[0][0]
-    for key, name in (("f", "f (CTC)"), ("g", "g (unsupervised)")):
+    for key, name in (("f", f"f ({f_name})"), ("g", "g (unsupervised)")):
         ax.plot(*steps[key], lw=0.8, label=f"train {name}")
     for key, name in (("valid_f", "valid f"), ("valid_g", "valid g")):
         ax.plot(*epochs[key], "o-", ms=3, label=name)
     ax.set(title="losses", xlabel="step")
     ax.legend(fontsize=7)
     ax = axes[0][1]
-    ax.plot(*steps["gamma"], label="gamma / weight of g")
-    ax.set(title="penalty and learning rate", xlabel="step")
+    ax.set(title="weight of g and learning rate", xlabel="step")
+    if weight_name:
+        ax.plot(*steps[weight_name], label=f"{weight_name} (weight of g)")
+        ax.legend(loc="upper left", fontsize=7)
     ax2 = ax.twinx()
     ax2.plot(*steps["lr_theta"], color="tab:red", lw=0.8, label="lr theta")
     ax2.set_yscale("log")
-    ax.legend(loc="upper left", fontsize=7)
     ax2.legend(loc="upper right", fontsize=7)
     ax = axes[1][0]
     ax.plot(*steps["cos_fg"], "o-", ms=2, label="cos(grad f, grad g)")

@@ -10,7 +10,12 @@ names no strategy. A strategy supplies:
 - ``weight(chunk)``: the weight w of g in a step that draws both batches (gamma or lambda);
 - ``loss(...)``: the objective of one step, minimised with one backward pass;
 - ``lr_factor``: an extra factor on the phase's learning rates (PBGD step scaling);
-- ``state_dict``: what a checkpoint must carry for an exact resume.
+- ``state_dict``: what a checkpoint must carry for an exact resume;
+- ``Settings``: the dataclass of its ``strategy_conf:`` keys, ``optional_phases`` (phases
+  whose ``steps`` may be 0) and ``weight_name``: how logs name the weight of g (gamma, lambda).
+
+A strategy reads no training config: it is built from its own settings and the number of
+epochs, so ``train/config.py`` can check a YAML against the registry without a cycle.
 
     strategy    per epoch k = 1..K                                  after the K epochs
     supervised  train (f; theta, phi)
@@ -21,14 +26,13 @@ names no strategy. A strategy supplies:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 
-if TYPE_CHECKING:
-    from bljust.data.dataset import Batch
-    from bljust.models.asr_model import AsrModel
-    from bljust.train.config import TrainConfig
+from bljust.config import from_dict
+from bljust.data.dataset import Batch
+from bljust.models.asr_model import AsrModel
 
 GAMMA_SCHEDULES = ("epoch_ramp", "step_ramp", "constant")
 
@@ -66,12 +70,27 @@ class StepLoss(NamedTuple):
     g_metrics: dict[str, float]
 
 
+@dataclass
+class NoSettings:
+    """A strategy without ``strategy_conf:`` keys."""
+
+
 class Strategy:
     name: ClassVar[str]
     phases: ClassVar[dict[str, Phase]]
+    optional_phases: ClassVar[tuple[str, ...]] = ()  # phases whose steps may be 0 (the others need > 0)
+    weight_name: ClassVar[str | None] = None  # the log column of the weight of g in joint steps
+    Settings: ClassVar[type] = NoSettings
 
-    def __init__(self, config: TrainConfig):
-        self.config = config
+    def __init__(self, settings: dict, max_epochs: int):
+        """settings: the YAML's ``strategy_conf:`` (checked here: unknown keys and bad values raise
+        ValueError naming the key); max_epochs: K."""
+        self.settings = self.parse_settings(settings)
+        self.max_epochs = max_epochs
+
+    @classmethod
+    def parse_settings(cls, settings: dict):
+        return from_dict(cls.Settings, settings, where=None, prefix="strategy_conf.")
 
     @classmethod
     def uses_unlabeled(cls) -> bool:
@@ -87,6 +106,11 @@ class Strategy:
 
     def lr_factor(self, chunk: Chunk, weight: float) -> float:
         return 1.0
+
+    def weight_column(self, chunk: Chunk, weight: float) -> tuple[str, float] | None:
+        """(log column, value) of the weight of g in a step or at the end of a chunk of a joint
+        phase; None in the other phases."""
+        return (self.weight_name, weight) if self.phases[chunk.phase].joint else None
 
     def draws(self, chunk: Chunk, weight: float) -> tuple[bool, bool]:
         """(labeled, unlabeled): the batches the step needs. With w = 0, g is not computed at all."""
@@ -129,30 +153,73 @@ class Supervised(Strategy):
     phases = {"train": SUP}
 
     def plan(self, steps):
-        return [Chunk("train", k, steps["train"]) for k in range(1, self.config.max_epochs + 1)]
+        return [Chunk("train", k, steps["train"]) for k in range(1, self.max_epochs + 1)]
+
+
+@dataclass
+class PtFtSettings:
+    pretrain_epochs: int = 0  # epochs of pre-training before the max_epochs of fine-tuning; 0 = max_epochs
+
+    def __post_init__(self):
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"strategy_conf.pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
 
 
 class PtFt(Strategy):
     name = "pt_ft"
     phases = {"pretrain": UNSUP, "finetune": SUP}
+    Settings = PtFtSettings
 
     def plan(self, steps):
-        pretrain_epochs = self.config.pretrain_epochs or self.config.max_epochs
+        pretrain_epochs = self.settings.pretrain_epochs or self.max_epochs
         return ([Chunk("pretrain", k, steps["pretrain"]) for k in range(1, pretrain_epochs + 1)]
-                + [Chunk("finetune", k, steps["finetune"]) for k in range(1, self.config.max_epochs + 1)])
+                + [Chunk("finetune", k, steps["finetune"]) for k in range(1, self.max_epochs + 1)])
+
+
+@dataclass
+class JustSettings:
+    weight: float = 1.0  # lambda in f + lambda * g
+
+    def __post_init__(self):
+        if self.weight < 0:
+            raise ValueError(f"strategy_conf.weight must be >= 0, got {self.weight}")
 
 
 class Just(Strategy):
-    """The single-level weighted sum f + lambda g (``just_weight``), every group updated together."""
+    """The single-level weighted sum f + lambda g (``strategy_conf.weight``), every group updated together."""
 
     name = "just"
     phases = {"joint": JOINT}
+    weight_name = "lambda"
+    Settings = JustSettings
 
     def plan(self, steps):
-        return [Chunk("joint", k, steps["joint"]) for k in range(1, self.config.max_epochs + 1)]
+        return [Chunk("joint", k, steps["joint"]) for k in range(1, self.max_epochs + 1)]
 
     def weight(self, chunk):
-        return self.config.just_weight
+        return self.settings.weight
+
+
+@dataclass
+class BljustSettings:
+    gamma_max: float = 1.0
+    gamma_init: float = 0.0  # step_ramp only
+    gamma_schedule: str = "epoch_ramp"  # epoch_ramp (the papers), step_ramp (PBGD reference code), constant
+    ramp_steps: int = 1000  # step_ramp: joint steps from gamma_init to gamma_max
+    pbgd_step_scaling: bool = False  # scale joint-phase learning rates by min(1, 1/gamma)
+    eta_grad_scale: str = "gamma"  # eta's joint-phase gradient: gamma * grad g (docs/algorithm.md) or "one" (reference code)
+
+    def __post_init__(self):
+        for name in ("gamma_max", "gamma_init"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"strategy_conf.{name} must be >= 0, got {getattr(self, name)}")
+        if self.gamma_schedule not in GAMMA_SCHEDULES:
+            raise ValueError(f"strategy_conf.gamma_schedule must be one of {', '.join(GAMMA_SCHEDULES)}, "
+                             f"got '{self.gamma_schedule}'")
+        if self.ramp_steps < 1:
+            raise ValueError(f"strategy_conf.ramp_steps must be >= 1, got {self.ramp_steps}")
+        if self.eta_grad_scale not in ("gamma", "one"):
+            raise ValueError(f"strategy_conf.eta_grad_scale must be 'gamma' or 'one', got '{self.eta_grad_scale}'")
 
 
 class Bljust(Strategy):
@@ -161,14 +228,17 @@ class Bljust(Strategy):
 
     name = "bljust"
     phases = {"explore": UNSUP, "joint": JOINT, "finetune": SUP}
+    optional_phases = ("explore", "finetune")  # N1 = 0 or N3 = 0: the papers' ablations
+    weight_name = "gamma"
+    Settings = BljustSettings
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, settings, max_epochs):
+        super().__init__(settings, max_epochs)
         self.joint_steps = 0  # joint steps taken (the step_ramp schedule counts these)
 
     def plan(self, steps):
         plan = []
-        for k in range(1, self.config.max_epochs + 1):
+        for k in range(1, self.max_epochs + 1):
             if steps["explore"] > 0:
                 plan.append(Chunk("explore", k, steps["explore"]))
             plan.append(Chunk("joint", k, steps["joint"]))
@@ -177,18 +247,18 @@ class Bljust(Strategy):
         return plan
 
     def weight(self, chunk):
-        b = self.config.bljust
-        return penalty(b.gamma_schedule, b.gamma_max, epoch=chunk.epoch, epochs=self.config.max_epochs,
+        b = self.settings
+        return penalty(b.gamma_schedule, b.gamma_max, epoch=chunk.epoch, epochs=self.max_epochs,
                        joint_steps_done=self.joint_steps, gamma_init=b.gamma_init, ramp_steps=b.ramp_steps)
 
     def lr_factor(self, chunk, weight):
-        if chunk.phase == "joint" and self.config.bljust.pbgd_step_scaling and weight > 0:
+        if chunk.phase == "joint" and self.settings.pbgd_step_scaling and weight > 0:
             return min(1.0, 1.0 / weight)
         return 1.0
 
     def theta_grad_scale(self, chunk, weight):
         # The reference code's variant: eta gets grad g, theta still gets grad f + gamma grad g.
-        return weight if chunk.phase == "joint" and self.config.bljust.eta_grad_scale == "one" else None
+        return weight if chunk.phase == "joint" and self.settings.eta_grad_scale == "one" else None
 
     def after_step(self, chunk):
         if chunk.phase == "joint":
@@ -202,6 +272,7 @@ class Bljust(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Supervised, PtFt, Just, Bljust)}
+DEFAULT_STRATEGY = Supervised.name
 # Every phase name means the same phase in every strategy that has it.
 ALL_PHASES: dict[str, Phase] = {name: phase for cls in STRATEGIES.values() for name, phase in cls.phases.items()}
 

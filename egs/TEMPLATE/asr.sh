@@ -42,7 +42,7 @@ speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation
 fs=16000
 feats_type=fbank     # fbank: 80-dim log-mel features; raw: 16-bit waveforms (encoders that read audio, e.g. wav2vec2)
 num_mel_bins=80
-feats_compress=false # true: Kaldi compressed matrices, about a quarter of float32's disk (README, "Features on disk")
+feats_compress=false # true: Kaldi compressed matrices, about a quarter of float32's disk (docs/training.md, "Features on disk")
 # Tokens
 token_type=char      # char, unigram or bpe
 nbpe=100             # vocabulary size for unigram/bpe

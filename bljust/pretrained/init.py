@@ -31,7 +31,7 @@ import os
 import torch
 from torch import nn
 
-from bljust.losses.quantizer import GumbelProductQuantizer
+from bljust.models.quantizer import GumbelProductQuantizer
 from bljust.models.wav2vec2 import STRUCTURE, Wav2Vec2Encoder
 
 INIT_KEYS = ("encoder", "quantizer", "source", "encoder_conf", "unsup_conf")

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from bljust.losses.base import UnsupOutput, check_dims
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
+from bljust.models.unsup_head import UnsupOutput, check_dims
 
 SIMILARITIES = ("cosine", "dot")
 CONTEXTS = ("autoregressive", "encoder")

@@ -37,7 +37,9 @@ class UnsupHead(Protocol):
         """lengths [B] in latent frames -> bool [B, max_len] (True: masked), or None."""
 
     def forward(self, enc: EncoderOutput, mask: torch.Tensor | None, generator: torch.Generator | None) -> UnsupOutput:
-        ...
+        """enc: latent [B, T', D_latent] (unmasked), context [B, T', D_context] (computed with ``mask``'s
+        frames replaced by ``mask_embedding``; None when not ``reads_context``), lengths [B];
+        mask: ``sample_mask``'s bool [B, T'] or None -> UnsupOutput (scalar g, metrics)."""
 
 
 def check_dims(encoder, head_name: str) -> None:

@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bljust.losses.base import UnsupOutput, check_dims
-from bljust.losses.masking import span_mask
-from bljust.losses.quantizer import GumbelProductQuantizer, diversity_loss
 from bljust.models.encoder import EncoderOutput, lengths_to_padding_mask
+from bljust.models.masking import span_mask
+from bljust.models.quantizer import GumbelProductQuantizer, diversity_loss
+from bljust.models.unsup_head import UnsupOutput, check_dims
 
 
 def _positive_int(name: str, value: int, minimum: int = 1) -> None:
