@@ -2,7 +2,8 @@
 
 A config is a tree of dataclasses. Loading checks every key against the dataclass
 fields (an unknown key or a wrong type is an error naming the dotted key and the
-file) and applies command-line overrides such as ``--phases.joint.lr 1e-3``.
+file) and applies command-line overrides such as ``--phases.joint.lr 1e-3``. YAML is
+read strictly: a key given twice in one mapping is an error (plain YAML keeps the last).
 """
 from __future__ import annotations
 
@@ -17,6 +18,68 @@ import yaml
 
 class ConfigError(ValueError):
     pass
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names one key twice; ``key`` is dotted from the document's root."""
+
+    def __init__(self, key: str, first_line: int, second_line: int):
+        super().__init__(f"duplicate key '{key}' (lines {first_line} and {second_line})")
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping, at any depth.
+
+    Anchors, aliases and merge keys work as in SafeLoader: the keys a ``<<: *base`` merges in
+    may be overridden by the mapping's own keys, as YAML specifies; only the keys written in
+    one mapping must differ. The check runs over the composed node graph before anything is
+    constructed, because SafeLoader's ``flatten_mapping`` rewrites a merged-in mapping's node
+    in place (its merged keys and its own keys side by side), after which merged and explicit
+    keys can no longer be told apart.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._check_unique(node, "", set())
+        return super().construct_document(node)
+
+    def _check_unique(self, node: yaml.Node, path: str, seen: set[int]) -> None:
+        if id(node) in seen:  # an alias: checked where its anchor is
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._check_unique(item, f"{path}[{i}]", seen)
+        elif isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # <<: merged keys may be overridden
+                    self._check_unique(value_node, path, seen)
+                    continue
+                key = self._key(key_node)
+                dotted = f"{path}.{key}" if path else str(key)
+                line = key_node.start_mark.line + 1
+                if key is not None and key in lines:
+                    raise DuplicateKeyError(dotted, lines[key], line)
+                if key is not None:
+                    lines[key] = line
+                self._check_unique(value_node, dotted, seen)
+
+    def _key(self, key_node: yaml.Node) -> Any:
+        """The key as SafeLoader builds it (``1`` and ``"1"`` differ), or None for a complex key."""
+        if not isinstance(key_node, yaml.ScalarNode):
+            return None
+        try:
+            key = self.yaml_constructors[key_node.tag](self, key_node)
+            hash(key)
+        except Exception:  # an unknown tag or an unhashable key: SafeLoader's own error comes later
+            return None
+        return key
+
+
+def yaml_load(stream: Any) -> Any:
+    """``yaml.safe_load`` that raises ``DuplicateKeyError`` for a key given twice in one mapping."""
+    return yaml.load(stream, Loader=StrictLoader)
 
 
 def _at(where: str | None, message: str) -> str:
@@ -111,7 +174,10 @@ def parse_overrides(args: list[str]) -> dict:
         parts = key.replace("-", "_").split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml_load(raw)
+        except DuplicateKeyError as e:
+            raise ConfigError(f"override '--{key}': {e}") from None
     return out
 
 
@@ -125,11 +191,17 @@ def merge(base: dict, override: dict) -> dict:
 def load_yaml(path: str | os.PathLike) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            data = yaml_load(f) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except DuplicateKeyError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e:  # its str() spans lines: keep where and what
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or 'cannot be parsed'})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data

@@ -7,7 +7,9 @@ folder, flushed to disk, then renamed over the target (rename is atomic on POSIX
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -43,10 +45,21 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_naming(e, path)
         raise
+
+
+def _raise_naming(e: BaseException, path: Path) -> None:
+    """Re-raise a failed write of ``path`` as an OSError that names it, where ``e`` does not: a
+    file object's write() gives an OSError without a file name, and a library's writer (torch.save)
+    a RuntimeError when the disk is full."""
+    if isinstance(e, OSError) and not e.filename:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    if isinstance(e, RuntimeError) and shutil.disk_usage(path.parent).free < 1 << 20:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -69,7 +82,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_naming(e, path)
         raise

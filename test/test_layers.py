@@ -22,6 +22,7 @@ LAYERS = {
     # 1: foundations, no models
     "bljust.config": 1,
     "bljust.fileio": 1,
+    "bljust.errors": 1,
     "bljust.distributed": 1,
     "bljust.text": 1,
     "bljust.features": 1,

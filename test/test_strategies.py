@@ -6,11 +6,12 @@ import json
 import logging
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
-from bljust.config import ConfigError
+from bljust.config import ConfigError, to_dict
 from bljust.data.dataset import FeatureDataset, collate
 from bljust.models import ENCODERS
 from bljust.models.asr_model import AsrModel, ModelConfig
@@ -413,3 +414,25 @@ def test_tensorboard_scalars_beside_the_csv_logs(tiny_corpus, tmp_path):
     csv_f = [float(r["f"]) for r in steps_csv(tmp_path / "exp") if r["f"]]
     assert [round(e.value, 5) for e in events.Scalars("train/f")] == pytest.approx(csv_f)
     assert [e.step for e in events.Scalars("chunk/valid_cer")] == [2, 5, 7, 10, 12]
+
+
+@pytest.mark.parametrize("name", ["bljust", "just", "pt_ft"])
+def test_each_mini_control_is_its_strategy_without_unlabeled_speech(name):
+    """egs/mini/conf/train_<s>_control.yaml: the same labeled steps, phases, schedules and
+    validation points that choose the best model as train_<s>.yaml, and no unlabeled batch."""
+    conf = Path(__file__).resolve().parents[1] / "egs" / "mini" / "conf"
+    system, control = (load_train_config(str(conf / f"train_{name}{suffix}.yaml")) for suffix in ("", "_control"))
+    steps = {"train": 5, "pretrain": 4, "finetune": 3, "explore": 2, "joint": 6}
+    plans = []
+    for cfg in (system, control):
+        strategy = cfg.build_strategy()
+        chunks = strategy.plan({p: steps[p] if c.steps is None or c.steps > 0 else 0 for p, c in cfg.phases.items()})
+        plans.append([(c, strategy.draws(c, strategy.weight(c))) for c in chunks])
+    labeled = [[c for c, (lab, _) in plan if lab] for plan in plans]
+    assert labeled[0] == labeled[1] and labeled[0]
+    assert any(unl for _, (_, unl) in plans[0]) and not any(unl for _, (_, unl) in plans[1])
+    differing = {k for k in set(to_dict(system)) | set(to_dict(control)) if to_dict(system)[k] != to_dict(control)[k]}
+    assert differing <= {"strategy_conf", "phases"}, differing
+    for phase, pc in system.phases.items():  # only the unlabeled phases' steps may differ
+        if cfg.build_strategy().phases[phase].labeled:
+            assert control.phases[phase] == pc, phase

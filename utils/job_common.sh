@@ -1,18 +1,36 @@
-# What utils/run.sh and utils/slurm.sh share: the job range, the command string, the
-# substitution of the job number and the per-job log names. Sourced, not run; uses the
-# sourcing script's die().
+# What utils/run.sh and utils/slurm.sh share: the checks of their options and job range, the
+# command string, the substitution of the job number and the per-job log names. Sourced, not
+# run; uses the sourcing script's die().
+. "$(dirname "${BASH_SOURCE[0]}")/check_options.sh"
 
 var="" first=1 last=1
 
+# check_job_option OPTION VALUE: check the value of an option that utils/slurm.sh maps to an
+# sbatch flag and utils/run.sh accepts and ignores, so that both reject the same mistakes.
+check_job_option() {
+    case "$1" in
+        --max-jobs-run|--max_jobs_run|--num-nodes|--num_nodes|--num-threads|--num_threads)
+            check_opt posint "$1" "$2" ;;
+        --gpu) check_opt uint "$1" "$2" ;;
+        --mem) check_opt slurm_mem "$1" "$2" ;;
+        --time) check_opt slurm_time "$1" "$2" ;;
+        --partition) check_opt nonempty "$1" "$2" ;;
+    esac
+}
+
 # parse_job_range ARG: if ARG is a job range (JOB=1:N, SPLIT=3, ...), set var, first and last
-# and succeed; otherwise fail. A second range is an error.
+# and succeed; an argument NAME=... without "/" or "." that is no valid range is an error (as
+# JOB=1-4 or JOB=1:x); otherwise (a log file) fail. A second range is an error.
 parse_job_range() {
-    [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]] || return 1
+    [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*= && $1 != */* && $1 != *.* ]] || return 1
+    if ! [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=(0|[1-9][0-9]{0,8})(:(0|[1-9][0-9]{0,8}))?$ ]] \
+        || [ "${BASH_REMATCH[2]}" -gt "${BASH_REMATCH[4]:-${BASH_REMATCH[2]}}" ]; then
+        opt_error "a job range must be NAME=FIRST:LAST (integers, FIRST <= LAST) or NAME=N, got '$1'"
+    fi
     [ -z "$var" ] || die "more than one job range ($var=... and $1)"
     var=${BASH_REMATCH[1]}
     first=${BASH_REMATCH[2]}
     last=${BASH_REMATCH[4]:-$first}
-    [ "$first" -le "$last" ] || die "empty job range $1"
 }
 
 # command_string ARGS...: the arguments joined by spaces, those without whitespace as they

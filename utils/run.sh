@@ -12,10 +12,11 @@
 # quoted, so they reach the program as one argument.
 #
 # Options:
-#   --max-jobs-run N   run at most N jobs at once (default: all)
-#   --mem, --gpu, --num-nodes, --num-threads, --time, --partition  VALUE: accepted and
-#                      ignored, so that recipes can switch between this and utils/slurm.sh
-#                      (see cmd.sh)
+#   --max-jobs-run N   run at most N jobs at once (N >= 1; default: all)
+#   --mem, --gpu, --num-nodes, --num-threads, --time, --partition  VALUE: checked as
+#                      utils/slurm.sh checks them, and ignored, so that recipes can switch
+#                      between this and utils/slurm.sh (see cmd.sh)
+# A bad option value or job range is a one-line error before anything runs.
 #
 # Each log starts with "# <command>" and "# Started at <date>" and ends with
 # "# Accounting: time=<seconds> threads=1" and "# Ended (code <status>) at <date>".
@@ -35,10 +36,10 @@ max_jobs=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --max-jobs-run|--max_jobs_run)
-            [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "$1 needs a number"
+            opt_need_value "$@"; check_job_option "$1" "$2"
             max_jobs=$2; shift 2 ;;
         --mem|--gpu|--num-nodes|--num_nodes|--num-threads|--num_threads|--time|--partition|--config)
-            [ $# -ge 2 ] || die "$1 needs a value"
+            opt_need_value "$@"; check_job_option "$1" "$2"  # checked as utils/slurm.sh does
             shift 2 ;;
         -h|--help) usage ;;
         --*) die "unknown option $1" ;;

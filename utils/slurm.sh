@@ -18,6 +18,8 @@
 #   --time T            time limit, e.g. 4:00:00          -> --time=T
 #   --partition P       partition                         -> --partition=P
 #   --max-jobs-run N    at most N jobs of the array running at once -> --array=1-M%N
+# A bad value (e.g. --gpu x, --mem 4GB, --time 4h) or job range is a one-line error before
+# anything is submitted.
 # Account, QOS etc. can be set with Slurm's own environment variables (SBATCH_ACCOUNT, ...).
 #
 # JOB=a:b is submitted as one Slurm job array, "sbatch --wait --array=a-b" (job numbers must
@@ -50,27 +52,18 @@ max_jobs=0 threads="" mem="" gpus=0 nodes=1 time_limit="" partition=""
 # Options and the job range may come in any order before the log file (as in Kaldi).
 while [ $# -gt 0 ]; do
     case "$1" in
-        --max-jobs-run|--max_jobs_run)
-            [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "$1 needs a number"
-            max_jobs=$2; shift 2 ;;
-        --mem)
-            [ $# -ge 2 ] || die "$1 needs a value"
-            mem=$2; shift 2 ;;
-        --gpu)
-            [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "$1 needs a number"
-            gpus=$2; shift 2 ;;
-        --num-nodes|--num_nodes)
-            [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || die "$1 needs a positive number"
-            nodes=$2; shift 2 ;;
-        --num-threads|--num_threads)
-            [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || die "$1 needs a positive number"
-            threads=$2; shift 2 ;;
-        --time)
-            [ $# -ge 2 ] || die "$1 needs a value"
-            time_limit=$2; shift 2 ;;
-        --partition)
-            [ $# -ge 2 ] || die "$1 needs a value"
-            partition=$2; shift 2 ;;
+        --max-jobs-run|--max_jobs_run|--mem|--gpu|--num-nodes|--num_nodes|--num-threads|--num_threads|--time|--partition)
+            opt_need_value "$@"; check_job_option "$1" "$2"
+            case "$1" in
+                --max-jobs-run|--max_jobs_run) max_jobs=$2 ;;
+                --mem) mem=$2 ;;
+                --gpu) gpus=$2 ;;
+                --num-nodes|--num_nodes) nodes=$2 ;;
+                --num-threads|--num_threads) threads=$2 ;;
+                --time) time_limit=$2 ;;
+                --partition) partition=$2 ;;
+            esac
+            shift 2 ;;
         -h|--help) usage ;;
         --*) die "unknown option $1" ;;
         *) parse_job_range "$1" || break; shift ;;

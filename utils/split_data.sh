@@ -20,5 +20,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -eq 2 ] || usage
-[[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || { echo "$0: <num-to-split> must be a positive integer, got '$2'" >&2; usage; }
+. "$(dirname "${BASH_SOURCE[0]}")/check_options.sh"
+check_opt posint "<num-to-split>" "$2"
 exec "${PYTHON:-python}" -m bljust.bin.datadir split ${opts[@]+"${opts[@]}"} "$1" "$2"

@@ -28,8 +28,11 @@ while [ $# -gt 0 ]; do
         --first|--last|--shortest)
             [ -z "$mode" ] || { echo "$0: give only one of the selection options" >&2; usage; }
             mode=$1; shift
-            # Both "--first N <src> <dst>" and Kaldi's "--first <src> N <dst>" are accepted.
-            if [ $# -eq 3 ] && [[ $1 =~ ^[0-9]+$ ]] && ! [[ $2 =~ ^[0-9]+$ ]]; then num=$1; shift; fi ;;
+            # Both "--first N <src> <dst>" and Kaldi's "--first <src> N <dst>" are accepted: N
+            # first when only the first is a number, or (neither being one) only the second a folder.
+            if [ $# -eq 3 ] && ! [[ $2 =~ ^[0-9]+$ ]] && { [[ $1 =~ ^[0-9]+$ ]] || { [ ! -d "$1" ] && [ -d "$2" ]; }; }; then
+                num=$1; shift
+            fi ;;
         -h|--help) usage ;;
         -*) echo "$0: unknown option $1" >&2; usage ;;
         *) break ;;
@@ -47,7 +50,8 @@ case "$mode" in
             [ $# -eq 2 ] || usage
             src=$1 dst=$2
         fi
-        [[ $num =~ ^[0-9]+$ ]] || { echo "$0: N must be a number, got '$num'" >&2; usage; }
+        . "$(dirname "${BASH_SOURCE[0]}")/check_options.sh"
+        check_opt posint "the N of $mode" "$num"
         exec "${PYTHON:-python}" -m bljust.bin.datadir subset "$mode" "$num" "$src" "$dst" ;;
     *) echo "$0: give one of --utt-list, --spk-list, --first, --last, --shortest" >&2; usage ;;
 esac

@@ -10,15 +10,15 @@
 # MASTER_PORT (default 29500).
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/check_options.sh"
 nproc=1 nnodes=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --nproc_per_node|--nproc-per-node) nproc=$2; shift 2 ;;
-        --nnodes) nnodes=$2; shift 2 ;;
+        --nproc_per_node|--nproc-per-node) opt_need_value "$@"; check_opt posint "$1" "$2"; nproc=$2; shift 2 ;;
+        --nnodes) opt_need_value "$@"; check_opt posint "$1" "$2"; nnodes=$2; shift 2 ;;
         *) break ;;
     esac
 done
-[[ $nproc =~ ^[1-9][0-9]*$ && $nnodes =~ ^[1-9][0-9]*$ ]] || { echo "torchrun.sh: --nproc_per_node and --nnodes need positive numbers" >&2; exit 1; }
 [ $# -gt 0 ] || { echo "Usage: $0 [--nproc_per_node N] [--nnodes M] <python arguments>" >&2; exit 1; }
 python=${PYTHON:-python}
 

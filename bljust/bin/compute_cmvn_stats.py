@@ -10,16 +10,25 @@ import sys
 import kaldiio
 from tqdm import tqdm
 
+from bljust.bin import cli
+from bljust.data.dataset import read_entry
+from bljust.data.datadir import read_table
 from bljust.features.cmvn import accumulate_stats, save_stats
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("feats_scp")
     p.add_argument("out")
     args = p.parse_args(argv)
+    entries = read_table(args.feats_scp)  # checks every line first, naming a bad one
+    if not entries:
+        print(f"ERROR: {args.feats_scp}: no utterances to accumulate statistics over", file=sys.stderr)
+        return 1
     feats = kaldiio.load_scp(args.feats_scp)
-    stats = accumulate_stats(tqdm((feats[k] for k in feats), total=len(feats), desc="cmvn", mininterval=5, file=sys.stderr, disable=None))
+    stats = accumulate_stats(tqdm((read_entry(feats, u, spec) for u, spec in entries.items()), total=len(entries),
+                                  desc="cmvn", mininterval=5, file=sys.stderr, disable=None))
     save_stats(args.out, stats)
     print(f"compute_cmvn_stats: {int(stats[0, -1])} frames from {len(feats)} utterances -> {args.out}", file=sys.stderr)
     return 0

@@ -19,12 +19,14 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from bljust.bin import cli
 from bljust.data.audio import AudioError, AudioReader
 from bljust.data.datadir import DataDirError
 from bljust.features.fbank import ArkWriter, FbankConfig, compute_fbank
 from bljust.fileio import atomic_write_text
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data_dir")

@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 
+from bljust.bin import cli
 from bljust.data import datadir as dd
 
 
@@ -66,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bljust.bin.datadir", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from bljust.bin import cli
 from bljust.config import ConfigError, from_dict, load_yaml, merge, parse_overrides
 from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
 from bljust.decode.average import BY, average_checkpoints
@@ -97,6 +98,7 @@ def beam_decoder(config: DecodeConfig, tokenizer: Tokenizer, head: SupervisedHea
                          config.lm, config.lm_weight, config.word_score, config.lexicon, config.log_add).decode
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="decoding YAML")
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint.save(average_checkpoints(args.exp_dir, avg.n, avg.by), model_path)
             print(f"decode: averaged {avg.n} checkpoints by {avg.by} -> {model_path}", file=sys.stderr)
         model = load_model(model_path, device)
+        if model.vocab_size != tokenizer.vocab_size:
+            raise ValueError(f"{Path(args.token_dir) / 'tokens.txt'} has {tokenizer.vocab_size} tokens, but {model_path} "
+                             f"was trained with {model.vocab_size}: decode with the token list it was trained with")
         decode = model.sup.greedy  # greedy: the supervised head's own best path
         if config.method == "beam":
             decode = beam_decoder(config, tokenizer, model.sup)
@@ -135,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     dataset = FeatureDataset(args.data_dir, args.cmvn)
+    if len(dataset) and dataset[dataset.utt_ids[0]][0].shape[1] != model.input_dim:
+        print(f"ERROR: {args.data_dir}: features of dimension {dataset[dataset.utt_ids[0]][0].shape[1]}, but "
+              f"{model_path} was trained on dimension {model.input_dim}", file=sys.stderr)
+        return 1
     batches = BucketBatchSampler(dataset.num_frames, dataset.rows(config.max_frames), shuffle=False).batches
     hyps: dict[str, str] = {}
     network_s = search_s = 0.0

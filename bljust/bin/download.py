@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bljust.bin import cli
 from bljust.data.download import DownloadError, archive_name, download, fetch
 
 DIGEST_KINDS = {32: "md5", 64: "sha256"}
@@ -34,6 +35,7 @@ def checksum_from_file(path: str, archive: str) -> dict[str, str]:
     return {}
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", required=True)

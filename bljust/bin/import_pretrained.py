@@ -25,6 +25,7 @@ import sys
 import torch
 import yaml
 
+from bljust.bin import cli
 from bljust.config import ConfigError, from_dict, load_yaml
 from bljust.fileio import atomic_open
 from bljust.models import UNSUP_HEADS
@@ -107,6 +108,7 @@ def build_init(conv: Converted, target: Wav2Vec2Config, head: torch.nn.Module | 
     return init, lines
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", required=True, choices=("hf", "fairseq"), help="hf: Hugging Face folder; fairseq: .pt file")

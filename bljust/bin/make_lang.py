@@ -15,12 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from bljust.bin import cli
 from bljust.data.datadir import read_table
 from bljust.decode.beam import write_lexicon
 from bljust.lm.kneser_ney import estimate
 from bljust.text.tokenizer import Tokenizer
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--text", required=True, help="Kaldi text file of the labeled training set")

@@ -8,9 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from bljust.bin import cli
 from bljust.score.results import score_table, write_results
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exp_dir")

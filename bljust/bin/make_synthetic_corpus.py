@@ -13,9 +13,11 @@ import argparse
 import sys
 import time
 
+from bljust.bin import cli
 from bljust.data.synth import SPLITS, SynthConfig, corpus_summary, make_corpus
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     d = SynthConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bljust.bin import cli
 from bljust.data.datadir import read_table
 from bljust.text.tokenizer import TOKEN_TYPES, build_tokenizer
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", help="Kaldi text file: '<utt> <transcript>' per line")
@@ -19,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vocab_size", type=int, default=100, help="sentencepiece vocabulary size, <blank> included")
     args = p.parse_args(argv)
     texts = list(read_table(args.text).values())
+    if not texts:
+        print(f"ERROR: {args.text}: no transcripts to build a token list from", file=sys.stderr)
+        return 1
     tok = build_tokenizer(texts, args.out_dir, args.token_type, args.vocab_size)
     print(f"make_tokens: {tok.vocab_size} tokens ({args.token_type}) -> {args.out_dir}/tokens.txt", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from bljust.bin import cli
 from bljust.config import ConfigError, parse_overrides
 from bljust.data.dataset import Batch
 from bljust.models import ENCODERS
@@ -34,6 +35,7 @@ def random_batch(input_dim: int, vocab_size: int, seed: int = 0, rows_per_frame:
     return Batch([f"random-{i}" for i in range(4)], feats, lengths, targets, target_lengths)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="training YAML")

@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 
+from bljust.bin import cli
 from bljust.data.corpora import CorpusError
 from bljust.data.datadir import DataDirError
 
@@ -24,6 +25,7 @@ def _parts(value: str) -> list[str]:
     return [p for p in value.replace(",", " ").split() if p]
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bljust.bin.prepare_corpus", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

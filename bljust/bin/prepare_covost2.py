@@ -17,11 +17,13 @@ import argparse
 import logging
 import sys
 
+from bljust.bin import cli
 from bljust.data.corpora import CorpusError
 from bljust.data.corpora.covost2 import check_commonvoice, combine_languages, prepare_covost2
 from bljust.data.datadir import DataDirError
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bljust.bin.prepare_covost2", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

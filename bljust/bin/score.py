@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 
+from bljust.bin import cli
 from bljust.data.datadir import read_table
 from bljust.fileio import atomic_write_text
 from bljust.score.wer import score
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ref", help="reference Kaldi text file")
@@ -23,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     refs = read_table(args.ref)
     hyps = read_table(args.hyp, allow_empty_value=True)
+    unknown = [utt for utt in hyps if utt not in refs]
+    if unknown:  # a decoding of another set, or of a reference that was cut down since
+        print(f"ERROR: {args.hyp}: {len(unknown)} hypotheses for utterances that are not in {args.ref}, "
+              f"e.g. '{unknown[0]}'", file=sys.stderr)
+        return 1
     summary, alignments = score(refs, hyps)
     if summary["missing_hypotheses"]:
         print(f"WARNING: {len(summary['missing_hypotheses'])} utterances have no hypothesis (scored as empty), "

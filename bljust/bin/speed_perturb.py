@@ -14,12 +14,14 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from bljust.bin import cli
 from bljust.data.audio import AudioError, AudioReader
 from bljust.data.datadir import load_data_dir, write_data_dir
 from bljust.features.speed_perturb import perturb_speed
 from bljust.fileio import atomic_path
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--factors", default="0.9 1.0 1.1")

@@ -15,6 +15,10 @@ Data-parallel training: launch it with ``torchrun`` (``asr.sh --ngpu N``, ``--np
 
 Each process trains on its share of every batch; ``batch.max_frames`` is per process.
 
+One run at a time per exp_dir: a run holds ``<exp_dir>/.lock`` (its pid and host) while it runs,
+and another run on the same exp_dir is refused (a lock left by a dead process on this host is
+taken over with a warning; see ``bljust/train/lock.py``).
+
 Exit status: 0 done; 1 an error (the message says which); 130 / 143 stopped by SIGINT / SIGTERM
 after writing a checkpoint (the same command with ``--resume`` continues exactly).
 """
@@ -26,13 +30,16 @@ import sys
 import torch
 
 from bljust import distributed
+from bljust.bin import cli
 from bljust.config import ConfigError, parse_overrides
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
 from bljust.train.errors import TrainingError
+from bljust.train.lock import ExpLock, LockError
 from bljust.train.trainer import Stopped, Trainer, TrainData
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="training YAML")
@@ -63,17 +70,37 @@ def main(argv: list[str] | None = None) -> int:
     elif args.ngpu > 1 and world.size == 1:
         problem = (f"--ngpu {args.ngpu} needs {args.ngpu} processes: launch with torchrun --nproc_per_node "
                    f"{args.ngpu} (asr.sh --ngpu does)")
-    elif not args.resume and checkpoint.step_checkpoints(f"{args.exp_dir}/checkpoints"):
-        problem = f"{args.exp_dir} already holds checkpoints; pass --resume to continue or choose another --exp_dir"
     if problem:
         if world.is_main:
             print(f"ERROR: {problem}", file=sys.stderr)
         return 1
+    # One run per exp_dir: rank 0 alone takes <exp_dir>/.lock, before anything is built, and every
+    # rank learns the outcome from one all-reduce right after joining the process group, so that a
+    # refusal ends every rank at once (the others would otherwise wait for rank 0 in a collective).
+    lock = ExpLock(args.exp_dir) if world.is_main else None
     try:
+        refusal = None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except LockError as e:
+                refusal = str(e)
         device = distributed.init(world, use_cuda=args.ngpu > 0)
+        refused = bool(distributed.max_(torch.tensor([int(refusal is not None)], device=device)))  # any rank's
+        if not refused and not args.resume and checkpoint.step_checkpoints(f"{args.exp_dir}/checkpoints"):
+            refused = True
+            refusal = f"{args.exp_dir} already holds checkpoints; pass --resume to continue or choose another --exp_dir"
+        if refused:
+            if world.is_main:
+                print(f"ERROR: {refusal}", file=sys.stderr)
+            return 1
         return _train(args, config, world, device)
     finally:
-        distributed.shutdown()
+        try:
+            if lock is not None:
+                lock.release()
+        finally:
+            distributed.shutdown()
 
 
 def _train(args, config, world, device) -> int:
@@ -98,7 +125,7 @@ def _train(args, config, world, device) -> int:
         if world.is_main:
             print(f"{e}; rerun with --resume to continue", file=sys.stderr)
         return e.exit_code
-    except TrainingError as e:  # too many non-finite steps, out of memory on half a batch
+    except (TrainingError, ValueError) as e:  # too many non-finite steps, out of memory on half a batch, bad data
         return fail(e)
     return 0
 

@@ -157,10 +157,10 @@ class AudioReader:
         """The samples of utterance ``utt``: float32 ``[num_samples]`` at target_sr."""
         if self.segments is None:
             if utt not in self.wav_scp:
-                raise KeyError(f"utterance '{utt}' is not in {self.dir / 'wav.scp'}")
+                raise AudioError(f"{self.dir / 'wav.scp'}: no entry for utterance '{utt}'")
             return self._finite(utt, self._recording(utt, utt))
         if utt not in self.segments:
-            raise KeyError(f"utterance '{utt}' is not in {self.dir / 'segments'}")
+            raise AudioError(f"{self.dir / 'segments'}: no entry for utterance '{utt}'")
         reco, start, end = self.segments[utt]
         wave = self._recording(reco, utt)
         duration = len(wave) / self.target_sr

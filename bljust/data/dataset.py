@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from bljust.data.datadir import read_table, write_table
+from bljust.errors import reason
 from bljust.features.cmvn import load_stats
 from bljust.features.fbank import ArkWriter
 from bljust.text.tokenizer import Tokenizer
@@ -28,6 +30,32 @@ from bljust.text.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 FBANK_FRAME_SHIFT = 0.01  # seconds; batch budgets (max_frames) are counted in these frames
+
+
+class DumpError(ValueError):
+    """A dump directory whose files disagree or cannot be read; the message names the file and utterance."""
+
+
+def _same_utterances(path: Path, table: dict, other_path: Path, other: dict) -> None:
+    """Both tables list the same utterances (Kaldi's validate_data_dir.sh rule), else DumpError."""
+    for utt in other:
+        if utt not in table:
+            raise DumpError(f"{path}: no entry for utterance '{utt}' (listed in {other_path})")
+    for utt in table:
+        if utt not in other:
+            raise DumpError(f"{path}: utterance '{utt}' is not in {other_path}")
+
+
+def read_entry(feats: kaldiio.utils.LazyLoader, utt: str, spec: str):
+    """``feats[utt]`` (a matrix, or a Kaldi wav entry (rate, samples)) from ``kaldiio.load_scp``'s
+    reader; spec: its feats.scp value "<ark>:<offset>", to name the file when it cannot be read."""
+    try:
+        with warnings.catch_warnings():  # kaldiio warns before it raises: the error says it all
+            warnings.simplefilter("ignore")
+            return feats[utt]
+    except Exception as e:  # kaldiio's own errors: AssertionError, ValueError, OSError, ...
+        ark = spec.rpartition(":")[0] or spec
+        raise DumpError(f"{ark}: cannot read utterance '{utt}' at {spec} (truncated or damaged: {reason(e)})") from None
 
 
 class FeatureDataset:
@@ -40,14 +68,19 @@ class FeatureDataset:
         dump_dir = Path(dump_dir)
         self.dir = dump_dir
         self.num_frames = {u: int(n) for u, n in read_table(dump_dir / "utt2num_frames").items()}
-        self.feats = kaldiio.load_scp(str(dump_dir / "feats.scp"))
+        scp = dump_dir / "feats.scp"
+        self.entries = read_table(scp)  # utt -> "<ark path>:<offset>"
+        _same_utterances(scp, self.entries, dump_dir / "utt2num_frames", self.num_frames)
+        self.feats = kaldiio.load_scp(str(scp))
         shift_file = dump_dir / "frame_shift"
         self.frame_shift = float(shift_file.read_text()) if shift_file.exists() else FBANK_FRAME_SHIFT  # s per row
         self.tokenizer = tokenizer
         self.targets: dict[str, list[int]] | None = None
         if tokenizer is not None:
             text = read_table(dump_dir / "text")
+            _same_utterances(dump_dir / "text", text, scp, self.entries)
             self.targets = {u: tokenizer.encode(t) for u, t in text.items()}
+        self.cmvn = cmvn
         self.mean, self.istd = load_stats(cmvn) if cmvn else (None, None)
 
     @property
@@ -58,12 +91,15 @@ class FeatureDataset:
         return len(self.num_frames)
 
     def __getitem__(self, utt: str) -> tuple[np.ndarray, list[int] | None]:
-        entry = self.feats[utt]
+        entry = read_entry(self.feats, utt, self.entries[utt])
         if isinstance(entry, tuple):  # a Kaldi wav entry: (sample rate, int16 samples)
             mat = (entry[1].astype(np.float32) / 32768.0).reshape(-1, 1)
         else:
             mat = np.asarray(entry, dtype=np.float32)
         if self.mean is not None:
+            if mat.ndim != 2 or mat.shape[1] != self.mean.shape[0]:
+                raise DumpError(f"{self.cmvn}: CMVN statistics of dimension {self.mean.shape[0]}, but utterance "
+                                f"'{utt}' of {self.dir} has features of dimension {mat.shape[-1]}")
             mat = (mat - self.mean) * self.istd
         return mat, (self.targets[utt] if self.targets is not None else None)
 

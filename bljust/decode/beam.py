@@ -69,13 +69,19 @@ class CtcBeamSearch:
             check_lexicon(self.lexicon, set(symbols))
         if lm and not Path(lm).is_file():
             raise ValueError(f"language model not found: {lm}")
-        self.decoder = ctc_decoder(
-            lexicon=self.lexicon, tokens=symbols, lm=str(lm) if lm else None,
-            beam_size=beam_size, beam_size_token=beam_size_token, beam_threshold=beam_threshold,
-            lm_weight=lm_weight, word_score=word_score,
-            # Lexicon-free flashlight has no word score; a word starts at each boundary token.
-            sil_score=0.0 if self.lexicon else word_score,
-            log_add=log_add, blank_token=BLANK, sil_token=WORD_BOUNDARY, unk_word=UNK)
+        try:
+            self.decoder = ctc_decoder(
+                lexicon=self.lexicon, tokens=symbols, lm=str(lm) if lm else None,
+                beam_size=beam_size, beam_size_token=beam_size_token, beam_threshold=beam_threshold,
+                lm_weight=lm_weight, word_score=word_score,
+                # Lexicon-free flashlight has no word score; a word starts at each boundary token.
+                sil_score=0.0 if self.lexicon else word_score,
+                log_add=log_add, blank_token=BLANK, sil_token=WORD_BOUNDARY, unk_word=UNK)
+        except RuntimeError as e:  # KenLM's FormatLoadException and the like, which name no file
+            # KenLM's message ends with what is wrong ("Word DO was not seen in the unigrams ...").
+            what = [line for line in str(e).splitlines() if line.strip()]
+            raise ValueError(f"{lm}: not a valid ARPA or KenLM binary language model "
+                             f"({what[-1].strip() if what else type(e).__name__})") from None
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """log_probs [B, T, V] (CTC log-probabilities, blank 0), lengths [B] -> best token ids per utterance.

@@ -12,6 +12,7 @@ from typing import Iterable
 import kaldiio
 import numpy as np
 
+from bljust.errors import reason
 from bljust.fileio import atomic_open
 
 
@@ -25,7 +26,7 @@ def accumulate_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
         stats[0, :-1] += mat.sum(axis=0)
         stats[1, :-1] += (mat**2).sum(axis=0)
         stats[0, -1] += mat.shape[0]
-    if stats is None or stats[0, -1] == 0:
+    if stats is None or stats[0, -1] == 0:  # an empty feats.scp
         raise ValueError("no feature frames to accumulate CMVN statistics from")
     return stats
 
@@ -36,8 +37,16 @@ def save_stats(path: str | os.PathLike, stats: np.ndarray) -> None:
 
 
 def load_stats(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Return (mean, inverse std), each float32 [D]."""
-    stats = kaldiio.load_mat(str(path))
+    """Return (mean, inverse std), each float32 [D]. A file that is not a stats matrix is a ValueError naming it."""
+    try:
+        stats = np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({reason(e)})") from None
+    except Exception as e:  # kaldiio's parse errors: AssertionError, RuntimeError, ValueError, UnicodeDecodeError
+        raise ValueError(f"{path}: not a Kaldi CMVN statistics matrix ({reason(e)})") from None
+    if stats.ndim != 2 or stats.shape[0] != 2 or stats.shape[1] < 2 or not stats[0, -1] > 0:
+        raise ValueError(f"{path}: not a Kaldi CMVN statistics matrix (shape {list(stats.shape)}, expected "
+                         "[2, D + 1] with a positive frame count)")
     count = stats[0, -1]
     mean = stats[0, :-1] / count
     var = np.maximum(stats[1, :-1] / count - mean**2, 1e-10)

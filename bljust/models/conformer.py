@@ -5,13 +5,20 @@
                     -> (masked frames replaced by the mask embedding) -> dropout
                     -> Conformer block x L -> context [B, T', d_model]
 
+Positions: torchaudio's blocks add none besides their convolution modules (``pos_enc: none``, the
+default, so older configs and checkpoints keep their meaning). ``pos_enc: rel`` replaces each
+block's ``self_attn`` by relative positional self-attention (bljust/models/rel_attention.py:
+Transformer-XL style, as in the Conformer paper), called the same way; the block's other modules
+and their parameter names stay torchaudio's.
+
 Every stage keeps the padded frames of a batch out of the valid ones, so an utterance's latent
 and context are the same alone or padded in a batch with longer utterances:
 
 * the subsampling convs pad time (and frequency) by one zero on each side, and the padded
   frames are zeroed before the first conv and after each conv, so a conv window that runs off
   the end of an utterance reads zeros, as it would for the utterance alone;
-* self-attention gets a key padding mask;
+* self-attention gets a key padding mask; with ``pos_enc: rel`` its position terms depend on
+  offsets i - j only, the same whatever the batch's length;
 * each block's convolution module is run here (its modules and parameters are torchaudio's,
   see ``_conv_module``): padded frames are zeroed right before the depthwise convolution, and its
   normalisation (``use_group_norm=True``: one group, so no batch statistics are involved) takes
@@ -27,6 +34,10 @@ from torch import nn
 from torchaudio.models import Conformer
 
 from bljust.models.encoder import EncoderOutput, apply_mask, halve_lengths, lengths_to_padding_mask
+from bljust.models.rel_attention import RelPositionMultiheadAttention
+
+
+POS_ENCODINGS = ("none", "rel")
 
 
 @dataclass
@@ -46,6 +57,9 @@ class ConformerConfig:
     # is EncoderOutput.intermediate, read by the contrastive loss), the others the MLM module
     # (context). 0: no split.
     contrastive_layers: int = 0
+    # Positional information in self-attention: "none" (torchaudio's blocks as they are) or "rel"
+    # (relative positional self-attention, see bljust/models/rel_attention.py).
+    pos_enc: str = "none"
 
     def __post_init__(self):
         for key in ("d_model", "num_heads", "num_layers", "ffn_dim", "conv_kernel", "subsampling_channels"):
@@ -63,6 +77,8 @@ class ConformerConfig:
                              f"got {self.contrastive_layers!r}")
         if self.subsampling != 4:
             raise ValueError(f"encoder_conf.subsampling must be 4 (two stride-2 convs), got {self.subsampling!r}")
+        if self.pos_enc not in POS_ENCODINGS:
+            raise ValueError(f"encoder_conf.pos_enc must be one of {', '.join(POS_ENCODINGS)}, got {self.pos_enc!r}")
 
 
 class ConformerEncoder(nn.Module):
@@ -85,6 +101,8 @@ class ConformerEncoder(nn.Module):
         )
         for layer in self.conformer.conformer_layers:
             _check_layer(layer)
+            if config.pos_enc == "rel":  # same call and dropout as the nn.MultiheadAttention it replaces
+                layer.self_attn = RelPositionMultiheadAttention(config.d_model, config.num_heads, config.dropout)
         self.latent_dim = self.output_dim = config.d_model
         self.causal = False  # attention and the centred depthwise conv read future frames
         self.min_input_frames = 1  # ceil(L / 4) >= 1 for every L >= 1
@@ -142,6 +160,7 @@ class ConformerEncoder(nn.Module):
 # (so parameters and state dicts are torchaudio's), adding the padding handling the stock
 # forward lacks: it would feed padded frames to the depthwise conv and count them in the
 # group norm's statistics. ``_check_layer`` fails early if a torchaudio release changes this.
+# With pos_enc rel, ``layer.self_attn`` is a RelPositionMultiheadAttention, called the same way.
 
 def _check_layer(layer: nn.Module) -> None:
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from bljust.errors import reason
 from bljust.fileio import atomic_path, atomic_write_text
 
 BLANK, UNK = "<blank>", "<unk>"
@@ -20,26 +21,41 @@ WORD_BOUNDARY = "\u2581"
 TOKEN_TYPES = ("char", "unigram", "bpe")
 
 
+class TokenListError(ValueError):
+    """A token directory that cannot be read; the message names the file and line."""
+
+
 class Tokenizer:
     def __init__(self, token_dir: str | os.PathLike):
         token_dir = Path(token_dir)
-        info = yaml.safe_load((token_dir / "tokenizer.yaml").read_text())
-        self.token_type: str = info["token_type"]
+        self.token_type: str = _read_info(token_dir / "tokenizer.yaml")
+        tokens = token_dir / "tokens.txt"
         self.symbols: list[str] = []
-        with open(token_dir / "tokens.txt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                sym, idx = line.rsplit(maxsplit=1)
-                if int(idx) != lineno - 1:
-                    raise ValueError(f"{token_dir / 'tokens.txt'}:{lineno}: expected id {lineno - 1}, got {idx}")
-                self.symbols.append(sym)
+        self.index: dict[str, int] = {}
+        try:
+            lines = tokens.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise TokenListError(f"{tokens}: cannot be read ({reason(e)})") from None
+        for lineno, line in enumerate(lines, 1):
+            fields = line.rsplit(maxsplit=1)
+            if len(fields) != 2 or not fields[1].isdigit() or int(fields[1]) != lineno - 1:
+                raise TokenListError(f"{tokens}:{lineno}: expected '<symbol> {lineno - 1}', got '{line}'")
+            if fields[0] in self.index:
+                raise TokenListError(f"{tokens}:{lineno}: symbol '{fields[0]}' again (first on line "
+                                     f"{self.index[fields[0]] + 1})")
+            self.index[fields[0]] = len(self.symbols)
+            self.symbols.append(fields[0])
         if self.symbols[:2] != [BLANK, UNK]:
-            raise ValueError(f"{token_dir / 'tokens.txt'}: ids 0 and 1 must be {BLANK} and {UNK}")
-        self.index = {s: i for i, s in enumerate(self.symbols)}
+            raise TokenListError(f"{tokens}: ids 0 and 1 must be {BLANK} and {UNK}")
         self._sp = None
         if self.token_type != "char":
             import sentencepiece as spm
 
-            self._sp = spm.SentencePieceProcessor(model_file=str(token_dir / "sp.model"))
+            model = token_dir / "sp.model"
+            try:
+                self._sp = spm.SentencePieceProcessor(model_file=str(model))
+            except (OSError, RuntimeError) as e:
+                raise TokenListError(f"{model}: not a readable sentencepiece model ({reason(e)})") from None
 
     @property
     def vocab_size(self) -> int:
@@ -65,6 +81,17 @@ class Tokenizer:
         """``<unk>`` comes out as a word of its own."""
         pieces = [WORD_BOUNDARY + UNK + WORD_BOUNDARY if i == 1 else self.symbols[i] for i in ids if i != 0]
         return " ".join("".join(pieces).replace(WORD_BOUNDARY, " ").split())
+
+
+def _read_info(path: Path) -> str:
+    """The token type that ``tokenizer.yaml`` names."""
+    try:
+        info = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise TokenListError(f"{path}: cannot be read ({reason(e)})") from None
+    if not isinstance(info, dict) or info.get("token_type") not in TOKEN_TYPES:
+        raise TokenListError(f"{path}: expected 'token_type: <{'|'.join(TOKEN_TYPES)}>'")
+    return info["token_type"]
 
 
 def build_tokenizer(texts: list[str], out_dir: str | os.PathLike, token_type: str = "char", vocab_size: int = 100) -> Tokenizer:

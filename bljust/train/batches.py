@@ -72,7 +72,12 @@ class BatchStream:
         self.global_utts = self._order[self.sampler.position]
         self.sampler.position += 1
         if self._loaded is not None:
-            return next(self._loaded)
+            try:
+                return next(self._loaded)
+            except ValueError as e:  # bad data in a worker: torch puts the worker's traceback into the
+                # message ("Caught DumpError in DataLoader worker process 0. Original Traceback ..."),
+                # whose last line is "<module>.<class>: <our message>"
+                raise type(e)(str(e).strip().splitlines()[-1].split(": ", 1)[-1]) from None
         return collate(self.dataset, self.global_utts[self.world.rank::self.world.size])
 
     @property

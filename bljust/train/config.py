@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bljust.config import ConfigError, from_dict, load_yaml, merge, to_dict
+from bljust.config import from_dict, load_yaml, merge, to_dict
 from bljust.features.specaug import SpecAugConfig
 from bljust.models.asr_model import ModelConfig
 from bljust.train.precision import PRECISIONS

@@ -6,8 +6,10 @@ The weight of g in joint steps gets the column its strategy names (``gamma`` for
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+import os
 from io import StringIO
 from pathlib import Path
 
@@ -91,11 +93,17 @@ class StepLog:
         if not self.rows:
             return
         new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(self.rows)
+        size = 0 if new else self.path.stat().st_size
+        try:
+            with open(self.path, "a", newline="") as f:
+                w = csv.DictWriter(f, self.fields, extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                w.writerows(self.rows)
+        except OSError as e:  # a full disk: a half-written row would corrupt the file, so cut it back
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self.rows = []
 
     def truncate(self, last_step: int) -> None:

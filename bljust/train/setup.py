@@ -16,7 +16,7 @@ import torch
 
 from bljust import distributed
 from bljust.config import ConfigError
-from bljust.data.dataset import Batch, BucketBatchSampler, FeatureDataset, collate
+from bljust.data.dataset import Batch, BucketBatchSampler, DumpError, FeatureDataset, collate
 from bljust.distributed import World
 from bljust.fileio import atomic_write_text
 from bljust.models.asr_model import AsrModel
@@ -63,6 +63,7 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
     tokenizer = Tokenizer(data.token_dir)
     train_set = FeatureDataset(data.train_dir, data.cmvn, tokenizer)
     valid_set = FeatureDataset(data.valid_dir, data.cmvn, tokenizer)
+    _require_utterances(train_set, valid_set)
     input_dim = train_set[train_set.utt_ids[0]][0].shape[1]
     model = AsrModel(input_dim, tokenizer.vocab_size, config.model)
     model.to(device)
@@ -78,6 +79,7 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
     unlabeled = None
     if config.uses_unlabeled:
         unlabeled_set = FeatureDataset(data.unlabeled_dir, data.cmvn)
+        _require_utterances(unlabeled_set)
         unlabeled = BatchStream(unlabeled_set, keep(unlabeled_set, "unlabeled"), bc.max_frames, bc.shuffle,
                                 config.seed + 1, **loading)
     valid_utts = keep(valid_set, "valid")
@@ -98,6 +100,12 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
         groups, {name: (pc, strategy.phases[name].groups) for name, pc in config.phases.items()}, config.optim)
     return Setup(strategy, tokenizer, train_set, valid_set, model, groups, labeled, unlabeled, valid_batches, plan,
                  phase_total, optimizers)
+
+
+def _require_utterances(*datasets: FeatureDataset) -> None:
+    for dataset in datasets:
+        if not len(dataset):
+            raise DumpError(f"{dataset.dir}: no utterances (utt2num_frames and feats.scp are empty)")
 
 
 def joint_fits(config: TrainConfig, model: AsrModel, dataset: FeatureDataset,

@@ -168,10 +168,11 @@ class PtFtSettings:
 class PtFt(Strategy):
     name = "pt_ft"
     phases = {"pretrain": UNSUP, "finetune": SUP}
+    optional_phases = ("pretrain",)  # no pre-training: PT+FT's matched control
     Settings = PtFtSettings
 
     def plan(self, steps):
-        pretrain_epochs = self.settings.pretrain_epochs or self.max_epochs
+        pretrain_epochs = (self.settings.pretrain_epochs or self.max_epochs) if steps["pretrain"] > 0 else 0
         return ([Chunk("pretrain", k, steps["pretrain"]) for k in range(1, pretrain_epochs + 1)]
                 + [Chunk("finetune", k, steps["finetune"]) for k in range(1, self.max_epochs + 1)])
 

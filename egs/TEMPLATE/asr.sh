@@ -54,49 +54,70 @@ train_args=""        # overrides, e.g. "--max_epochs 3 --phases.train.lr 5e-4"
 tag=""               # experiment name; default: the config name (+ train_args)
 seeds=""             # e.g. "0 1 2": one experiment per seed (tag suffix _seed<N>), aggregated in the comparison
 comparison=""        # comparison table/plot prefix; default: $expdir/comparison
+compare_reference="" # tag (without _seed<N>) the comparison tests the others against; "TAG?": only when compared
 decode_config=""     # one YAML, or several ("conf/decode_greedy.yaml conf/decode_lm.yaml"): each decodes every experiment
 decode_args=""       # overrides, e.g. "--beam_size 20"; they name the decoding folder too
 train_jobs=1         # experiments trained and decoded at the same time, each with cores/train_jobs threads
 
 help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<sets>\" --train_config <yaml> [options]
 Options (defaults in brackets):
-  --stage / --stop_stage N     first / last stage to run [0 / 100]
+  --stage / --stop_stage N     first / last stage to run, 0-7 (stage <= stop_stage) [$stage / $stop_stage]
   --nj N                       parallel feature-extraction jobs [$nj]
   --ngpu N                     0 = CPU; N = N GPUs per node, data-parallel with torchrun [$ngpu]
   --nproc_per_node N           CPU training processes, data-parallel over gloo (with --ngpu 0) [$nproc_per_node]
   --num_nodes M                nodes per training job (a Slurm cluster, see cmd.sh) [$num_nodes]
+  --dumpdir DIR, --expdir DIR  features / experiments [$dumpdir, $expdir]
   --download_opts \"...\"        passed to local/download.sh
   --local_data_opts \"...\"      passed to local/data.sh
   --train_set, --valid_set, --test_sets, --unlabeled_set
-  --speed_perturb_factors \"0.9 1.0 1.1\"   [none]
+  --speed_perturb_factors \"0.9 1.0 1.1\"   distinct positive numbers [none]
   --feats_type fbank|raw       what stage 3 dumps: fbank features or waveforms for wav2vec2 [$feats_type]
+  --fs N, --num_mel_bins N     sampling rate (Hz) and mel bins of the features [$fs, $num_mel_bins]
   --feats_compress true|false  features as Kaldi compressed matrices [$feats_compress]
-  --token_type char|unigram|bpe [$token_type], --nbpe N [$nbpe]
+  --token_type char|unigram|bpe [$token_type], --nbpe N (vocabulary size for unigram/bpe) [$nbpe]
   --token_listdir DIR          token lists go to DIR/<type> [$token_listdir]
   --lm_order N                 word n-gram order of the lang directory (lexicon + LMs, stage 4) [$lm_order]
   --train_config \"<yaml> [<yaml> ...]\", --train_args \"--key value ...\", --tag <name>
-  --seeds \"0 1 2\"               one experiment per seed, compared as mean +- std
+  --seeds \"0 1 2\"              one experiment per seed (distinct integers >= 0), compared as mean +- std
+  --comparison PREFIX          where the comparison of several experiments goes [$expdir/comparison]
+  --compare_reference TAG      in the comparison, the others' WER/CER differences to experiment TAG (without
+                               _seed<N>): paired bootstrap CI and p, paired t-test over seeds; \"TAG?\": only
+                               when TAG is one of the experiments [none]
   --decode_config \"<yaml> [<yaml> ...]\", --decode_args \"--key value ...\"
-  --train_jobs N               experiments run N at a time (stages 5-7; log: exp/asr_<tag>/asr.log) [$train_jobs]"
+  --train_jobs N               experiments run N at a time (stages 5-7; log: exp/asr_<tag>/asr.log) [$train_jobs]
+  --config FILE                read options from FILE (shell assignments, e.g. nj=8); the command line wins"
 
+# Every option is checked before any work starts: one line naming it on stderr, exit status 1.
 . utils/parse_options.sh
-[ $# -eq 0 ] || die "unexpected arguments: $*"
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+check_opt int:0:7 --stage "$stage"
+check_opt uint --stop_stage "$stop_stage"
+[ "$stop_stage" -ge "$stage" ] || opt_error "--stop_stage must be >= --stage ($stage), got '$stop_stage'"
+check_opts posint nj nproc_per_node num_nodes train_jobs fs num_mel_bins nbpe lm_order
+check_opts uint ngpu
+check_opts nonempty dumpdir expdir token_listdir
+check_opt "one_of:fbank|raw" --feats_type "$feats_type"
+check_opt bool --feats_compress "$feats_compress"
+check_opt "one_of:char|unigram|bpe" --token_type "$token_type"
+check_opt list:posnum --speed_perturb_factors "$speed_perturb_factors"
+check_opt list:uint --seeds "$seeds"
+speed_perturb_factors=${speed_perturb_factors//,/ } seeds=${seeds//,/ }  # commas are accepted too
+[ -n "$train_set" ] || opt_error "--train_set is required"
+[ -n "$valid_set" ] || opt_error "--valid_set is required"
+[ -n "$train_config" ] || opt_error "--train_config is required"
+for config in $train_config; do [ -f "$config" ] || opt_error "--train_config $config: no such file"; done
+for config in $decode_config; do [ -f "$config" ] || opt_error "--decode_config $config: no such file"; done
+[ -n "$comparison" ] || comparison="$expdir/comparison"
+
 . ./path.sh
 . ./cmd.sh
-
-[ -n "$train_set" ] || die "--train_set is required"
-[ -n "$valid_set" ] || die "--valid_set is required"
-[ -n "$train_config" ] || die "--train_config is required"
-for config in $train_config; do [ -f "$config" ] || die "--train_config $config: no such file"; done
-[ -n "$comparison" ] || comparison="$expdir/comparison"
-for config in $decode_config; do [ -f "$config" ] || die "--decode_config $config: no such file"; done
-case "$feats_type" in fbank|raw) ;; *) die "--feats_type must be fbank or raw, got '$feats_type'";; esac
-case "$feats_compress" in true|false) ;; *) die "--feats_compress must be true or false, got '$feats_compress'";; esac
-case "$token_type" in char|unigram|bpe) ;; *) die "--token_type must be char, unigram or bpe, got '$token_type'";; esac
-for opt in train_jobs nproc_per_node num_nodes; do
-    [[ "${!opt}" =~ ^[1-9][0-9]*$ ]] || die "--$opt must be a positive integer, got '${!opt}'"
-done
-[[ "$ngpu" =~ ^[0-9]+$ ]] || die "--ngpu must be a number, got '$ngpu'"
+if [ "$cmd_backend" = slurm ]; then  # cmd.sh's settings, from the environment
+    check_opt uint "slurm_gpus (cmd.sh)" "$slurm_gpus"
+    check_opt slurm_mem "slurm_gpu_mem (cmd.sh)" "$slurm_gpu_mem"
+    check_opt slurm_time "slurm_time (cmd.sh)" "$slurm_time"
+elif [ "$num_nodes" -gt 1 ]; then
+    opt_error "--num_nodes must be 1 unless cmd_backend=slurm (see cmd.sh), got '$num_nodes'"
+fi
 procs_per_node=$nproc_per_node
 [ "$ngpu" -eq 0 ] || procs_per_node=$ngpu
 dec_cmd=$decode_cmd dec_gpu=0  # decoding uses one GPU, when there are any
@@ -111,6 +132,17 @@ experiment_tag() {  # <train_config> <seed or empty>
     fi
     echo "$t${2:+_seed$2}"
 }
+# --compare_reference: one of the experiments' tags (checked before any work); "TAG?" is dropped when it is not.
+compare_ref=${compare_reference%"?"}
+if [ -n "$compare_ref" ]; then
+    compare_tags=()
+    for config in $train_config; do compare_tags+=("$(experiment_tag "$config" "")"); done
+    if [[ " ${compare_tags[*]} " != *" $compare_ref "* ]]; then
+        [ "$compare_ref" != "$compare_reference" ] \
+            || opt_error "--compare_reference must be one of the experiments' tags (${compare_tags[*]}), got '$compare_reference'"
+        compare_ref=""
+    fi
+fi
 if [ "$token_type" = char ]; then token_dir=$token_listdir/char; else token_dir=$token_listdir/${token_type}${nbpe}; fi
 lang_dir=$(dirname "$token_listdir")/lang/$(basename "$token_dir")  # data/lang/char: lexicon and n-gram LMs
 feats_dir="$dumpdir/$feats_type"
@@ -298,7 +330,9 @@ for config in $train_config; do
         experiment_seeds+=("$seed")
     done
 done
-if [ "$train_jobs" -eq 1 ] || [ ${#experiments[@]} -eq 1 ]; then
+if [ "$stop_stage" -lt 5 ]; then
+    :  # none of stages 5-7 to run
+elif [ "$train_jobs" -eq 1 ] || [ ${#experiments[@]} -eq 1 ]; then
     for i in "${!experiments[@]}"; do
         run_experiment "${experiment_configs[$i]}" "${experiment_seeds[$i]}" "${experiments[$i]}"
     done
@@ -331,9 +365,10 @@ fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ ${#experiments[@]} -gt 1 ]; then
     for dset in $test_sets; do
-        log "Comparison on $dset -> $comparison.md, $comparison.png"
+        log "Comparison on $dset -> $comparison.md, $comparison.png${compare_ref:+ (against $compare_ref)}"
         python -m bljust.bin.compare --test_set "$dset" --decode "${decode_names[@]}" --examples 3 --out "${comparison}_$dset.md" \
-            --plot "${comparison}_$dset.png" "${experiments[@]}"
+            --plot "${comparison}_$dset.png" ${compare_ref:+--reference "$compare_ref" --ref_text "$feats_dir/$dset/text"} \
+            "${experiments[@]}"
     done
 fi
 log "Done (stages $stage to $stop_stage)."

@@ -17,25 +17,25 @@ set -euo pipefail
 langs="nl mn ar"
 multilingual=false
 
+. utils/check_options.sh
+. local/langs.sh
 asr_opts=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --langs|--multilingual)
-            [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+            opt_need_value "$@"
             printf -v "${1#--}" '%s' "$2"; shift 2 ;;
         -h|--help)
-            echo "Options of $0: --langs \"nl mn ar\" (Common Voice codes) [$langs],"
+            echo "Options of $0: --langs \"nl mn ar\" (CoVoST 2 source languages, Common Voice codes) [$langs],"
             echo "  --multilingual true|false (one model for all --langs) [$multilingual]; the others are asr.sh's:"
             exec ./asr.sh --help ;;
         *) asr_opts+=("$1"); shift ;;
     esac
 done
-case "$multilingual" in
-    true|false) ;;
-    *) echo "$0: --multilingual takes true or false, got '$multilingual'" >&2; exit 1 ;;
-esac
-langs=$(echo $langs)  # one space between languages
-[ -n "$langs" ] || { echo "$0: --langs is empty" >&2; exit 1; }
+check_opt bool --multilingual "$multilingual"
+check_opt "list:one_of:$covost2_langs" --langs "$langs"
+[ -n "${langs//[ ,]/}" ] || opt_error "--langs must name at least one language, got '$langs'"
+langs=$(echo ${langs//,/ })  # one space between languages
 # local/*.sh options pass through asr.sh unquoted, so the list travels comma-separated.
 local_opts="--langs ${langs// /,}"
 

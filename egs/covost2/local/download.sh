@@ -13,10 +13,10 @@ Options (defaults in brackets):
   --download_dir DIR        where the archives and tsv files go [$download_dir]"
 
 . utils/parse_options.sh
-if [ $# -ne 0 ]; then
-    echo "$0: unexpected arguments: $*" >&2
-    exit 1
-fi
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+. local/langs.sh
+check_opt "list:one_of:$covost2_langs" --langs "$langs"
+[ -n "${langs//[ ,]/}" ] || opt_error "--langs must name at least one language, got '$langs'"
 . ./path.sh
 . ./db.sh
 

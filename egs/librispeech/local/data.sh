@@ -18,10 +18,8 @@ Options (defaults in brackets):
   --data_dir DIR           [$data_dir]"
 
 . utils/parse_options.sh
-if [ $# -ne 0 ]; then
-    echo "$0: unexpected arguments: $*" >&2
-    exit 1
-fi
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+check_opt "list:one_of:train-clean-100|train-clean-360|train-other-500" --unlabeled_parts "$unlabeled_parts"
 . ./path.sh
 . ./db.sh
 

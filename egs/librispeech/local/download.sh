@@ -18,22 +18,14 @@ Options (defaults in brackets):
                            (train-clean-100 alone: nothing more than the labeled part)"
 
 . utils/parse_options.sh
-if [ $# -ne 0 ]; then
-    echo "$0: unexpected arguments: $*" >&2
-    exit 1
-fi
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+check_opt "list:one_of:train-clean-100|train-clean-360|train-other-500" --unlabeled_parts "$unlabeled_parts"
 . ./path.sh
 . ./db.sh
 download_dir=downloads  # local/data.sh reads the corpus from here when LIBRISPEECH is empty
 
 parts="dev-clean dev-other test-clean test-other train-clean-100"
 for part in ${unlabeled_parts//,/ }; do
-    case $part in
-        train-clean-100|train-clean-360|train-other-500) ;;
-        *) echo "$0: ERROR: --unlabeled_parts: '$part' is not a training part of LibriSpeech" \
-                "(train-clean-100, train-clean-360, train-other-500)" >&2
-           exit 1 ;;
-    esac
     case " $parts " in *" $part "*) ;; *) parts+=" $part" ;; esac
 done
 

@@ -32,15 +32,19 @@ Options (defaults in brackets):
   --voices_labeled N               voices in train_labeled [$voices_labeled]
   --voices_unlabeled N             voices in train_unlabeled [$voices_unlabeled]
   --voices_dev N / --voices_test N [$voices_dev / $voices_test]
-  --snr_min dB / --snr_max dB      noise level range [$snr_min / $snr_max]
+  --snr_min dB / --snr_max dB      noise level range, min <= max [$snr_min / $snr_max]
   --num_workers N                  [automatic]
   --audio_dir DIR / --data_dir DIR [$audio_dir / $data_dir]"
 
 . utils/parse_options.sh
-if [ $# -ne 0 ]; then
-    echo "$0: unexpected arguments: $*" >&2
-    exit 1
-fi
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+check_opts uint seed
+check_opts posint num_train_labeled num_train_unlabeled num_dev num_test \
+    voices_labeled voices_unlabeled voices_dev voices_test
+check_opts number snr_min snr_max
+awk -v a="$snr_min" -v b="$snr_max" 'BEGIN { exit !(a + 0 <= b + 0) }' \
+    || opt_error "--snr_max must be >= --snr_min ($snr_min), got '$snr_max'"
+check_opt "posint?" --num_workers "$num_workers"
 . ./path.sh
 
 python -m bljust.bin.make_synthetic_corpus \

@@ -6,7 +6,14 @@
 set -euo pipefail
 cnn="2 3 4"
 lstm="4 5 6"
+help_message="Usage: $0 [--cnn \"2 3 4\"] [--lstm \"4 5 6\"]   (CNN / LSTM layer counts: positive integers)"
 . utils/parse_options.sh
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+for opt in cnn lstm; do
+    check_opt list:posint "--$opt" "${!opt}"
+    [ -n "${!opt//[ ,]/}" ] || opt_error "--$opt must list at least one layer count, got '${!opt}'"
+done
+cnn=${cnn//,/ } lstm=${lstm//,/ }
 . ./path.sh
 
 exps=()

@@ -7,7 +7,17 @@
 set -euo pipefail
 pairs="1e-2,1e-2 1e-3,1e-3 1e-4,1e-3 1e-3,1e-4"
 config=conf/train_bljust_contrastive.yaml
+help_message="Usage: $0 [--pairs \"$pairs\"] [--config $config]
+  --pairs   space-separated alpha,beta pairs of learning rates (positive numbers)
+  --config  the training config to sweep"
 . utils/parse_options.sh
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+[ -n "$pairs" ] || opt_error "--pairs must be space-separated alpha,beta pairs of positive numbers, got ''"
+for pair in $pairs; do
+    [[ $pair == *,* ]] && opt_valid posnum "${pair%,*}" && opt_valid posnum "${pair#*,}" \
+        || opt_error "--pairs must be space-separated alpha,beta pairs of positive numbers, got '$pairs'"
+done
+[ -f "$config" ] || opt_error "--config $config: no such file"  # (--config is this script's option here)
 . ./path.sh
 
 exps=()

@@ -23,10 +23,9 @@ Options (defaults in brackets):
   --data_dir DIR      [$data_dir]"
 
 . utils/parse_options.sh
-if [ $# -ne 0 ]; then
-    echo "$0: unexpected arguments: $*" >&2
-    exit 1
-fi
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
+check_opt "posnum?" --labeled_hours "$labeled_hours"
+check_opts uint seed
 . ./path.sh
 . ./db.sh
 

@@ -10,10 +10,7 @@ help_message="Usage: $0
 Downloads and unpacks TED-LIUM release 2 unless TEDLIUM2 in db.sh points at a copy."
 
 . utils/parse_options.sh
-if [ $# -ne 0 ]; then
-    echo "$0: unexpected arguments: $*" >&2
-    exit 1
-fi
+[ $# -eq 0 ] || opt_error "unexpected arguments: $*"
 . ./path.sh
 . ./db.sh
 download_dir=downloads  # local/data.sh reads the corpus from here when TEDLIUM2 is empty
