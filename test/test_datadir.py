@@ -11,6 +11,8 @@ import pytest
 from bljust.bin import datadir as cli
 from bljust.data import datadir as dd
 from bljust.data.datadir import DataDirError
+from bljust.data.datadir_tools import combine_data_dirs, fix_data_dir, split_data_dir, subset_data_dir
+from bljust.data.validate import validate_data_dir
 
 
 def write_files(d: Path, **files: str) -> Path:
@@ -125,7 +127,7 @@ def test_write_and_load_data_dir(tmp_path):
     assert (d / "segments").read_text().splitlines() == [
         f"s1-u1 r0 {1 / 3!r} 2.000", "s1-u2 r0 0.100 0.300", "s2-u1 r1 0.000 1.500"]
     assert not (d / "feats.scp").exists()
-    loaded = dd.validate_data_dir(d)
+    loaded = validate_data_dir(d)
     assert loaded.utt_ids == ["s1-u1", "s1-u2", "s2-u1"]
     assert loaded.segments["s1-u1"] == ("r0", 1 / 3, 2.0)  # exact round trip
     assert loaded.utt2dur["s1-u2"] == 0.2
@@ -152,7 +154,7 @@ def test_failed_write_leaves_every_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         dd.write_data_dir(d, wav_scp={"s9-x": "x.wav"}, utt2spk={"s9-x": "s9"}, text={"s9-x": "new"})
     with pytest.raises(OSError, match="No space"):
-        dd.fix_data_dir(base_dir(tmp_path, text="s1-a x\n"))
+        fix_data_dir(base_dir(tmp_path, text="s1-a x\n"))
     d_after = {p.name: p.read_text() for p in d.iterdir() if p.is_file()}
     assert d_after == {**before, "text": "s1-a x\n"}  # only our own change; fix wrote nothing
     assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
@@ -162,10 +164,10 @@ def test_failed_write_leaves_every_old_file(tmp_path, monkeypatch):
 # Validation: each rule with the message it gives
 
 def test_validate_accepts_good_dirs(tmp_path):
-    dd.validate_data_dir(base_dir(tmp_path))
-    dd.validate_data_dir(segmented_dir(tmp_path))  # r3 unused: allowed
-    dd.validate_data_dir(base_dir(tmp_path, "nt", text=None), require_text=False)
-    dd.validate_data_dir(base_dir(tmp_path, "nw", wav_scp=None), require_wav=False)
+    validate_data_dir(base_dir(tmp_path))
+    validate_data_dir(segmented_dir(tmp_path))  # r3 unused: allowed
+    validate_data_dir(base_dir(tmp_path, "nt", text=None), require_text=False)
+    validate_data_dir(base_dir(tmp_path, "nw", wav_scp=None), require_wav=False)
 
 
 BAD_CASES = {
@@ -209,7 +211,7 @@ def test_validate_rules(tmp_path, case):
     changes, message = BAD_CASES[case]
     d = base_dir(tmp_path, **changes)
     with pytest.raises(DataDirError) as e:
-        dd.validate_data_dir(d)
+        validate_data_dir(d)
     assert message in str(e.value)
     assert str(e.value).startswith(str(d))
 
@@ -234,22 +236,22 @@ def test_validate_segments_rules(tmp_path, case):
     d = segmented_dir(tmp_path)
     (d / "segments").write_text(content)
     with pytest.raises(DataDirError) as e:
-        dd.validate_data_dir(d)
+        validate_data_dir(d)
     assert message in str(e.value)
 
 
 def test_validate_requirements(tmp_path):
     d = base_dir(tmp_path)
     with pytest.raises(DataDirError, match=r"feats.scp: no such file"):
-        dd.validate_data_dir(d, require_feats=True)
+        validate_data_dir(d, require_feats=True)
     (d / "feats.scp").write_text("s1-a f:1\ns1-b f:2\ns2-c f:3\n")
-    assert dd.validate_data_dir(d, require_feats=True).feats_scp["s1-b"] == "f:2"
+    assert validate_data_dir(d, require_feats=True).feats_scp["s1-b"] == "f:2"
     # text is still checked when present, even if not required
     (d / "text").write_text("s1-a x\ns1-b\ns2-c y\n")
     with pytest.raises(DataDirError, match="empty transcript"):
-        dd.validate_data_dir(d, require_text=False)
+        validate_data_dir(d, require_text=False)
     with pytest.raises(DataDirError, match="no such data directory"):
-        dd.validate_data_dir(tmp_path / "nope")
+        validate_data_dir(tmp_path / "nope")
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,16 +267,16 @@ def test_fix_data_dir(tmp_path, caplog):
     )
     original = (d / "utt2spk").read_text()
     with caplog.at_level(logging.WARNING):
-        dropped = dd.fix_data_dir(d)
+        dropped = fix_data_dir(d)
     assert dropped == 3  # s2-c (no text), s1-d (empty text), s9-z (only in text)
     assert "duplicate utterance 's1-a'" in caplog.text
-    fixed = dd.validate_data_dir(d)
+    fixed = validate_data_dir(d)
     assert fixed.utt_ids == ["s1-a", "s1-b"]
     assert fixed.text == {"s1-a": "first", "s1-b": "hi"}  # the first of duplicates kept
     assert fixed.wav_scp == {"s1-a": "a.wav", "s1-b": "b.wav"}
     assert fixed.spk2utt == {"s1": ["s1-a", "s1-b"]}
     assert (d / ".backup" / "utt2spk").read_text() == original
-    assert dd.fix_data_dir(d) == 0  # idempotent
+    assert fix_data_dir(d) == 0  # idempotent
 
 
 def test_fix_data_dir_with_segments_drops_unused_recordings(tmp_path):
@@ -282,8 +284,8 @@ def test_fix_data_dir_with_segments_drops_unused_recordings(tmp_path):
     (d / "wav.scp").write_text("r2 r2.wav\nr3 r3.wav\n")  # r1 gone: its two segments go
     (d / "reco2dur").write_text("r2 5\nr3 6\n")
     (d / "spk2utt").unlink()
-    assert dd.fix_data_dir(d) == 2
-    fixed = dd.validate_data_dir(d)
+    assert fix_data_dir(d) == 2
+    fixed = validate_data_dir(d)
     assert fixed.utt_ids == ["s2-c"]
     assert fixed.wav_scp == {"r2": "r2.wav"}  # r3 no longer referenced
     assert fixed.reco2dur == {"r2": 5.0}
@@ -304,30 +306,30 @@ def test_subset_selectors(tmp_path):
     }
     for name, (kw, want) in cases.items():
         dst = tmp_path / name
-        dd.subset_data_dir(src, dst, **kw)
-        got = dd.validate_data_dir(dst)
+        subset_data_dir(src, dst, **kw)
+        got = validate_data_dir(dst)
         assert got.utt_ids == want, name
         assert set(got.wav_scp) == set(want) and set(got.utt2dur) == set(want)
     (tmp_path / "list").write_text("s1-b\n")
-    dd.subset_data_dir(src, tmp_path / "fromfile", utt_list=tmp_path / "list")
+    subset_data_dir(src, tmp_path / "fromfile", utt_list=tmp_path / "list")
     assert dd.load_data_dir(tmp_path / "fromfile").text == {"s1-b": "foo"}
 
 
 def test_subset_filters_recordings_and_errors(tmp_path):
     src = segmented_dir(tmp_path)
-    dd.subset_data_dir(src, tmp_path / "sub", last=1)
-    sub = dd.validate_data_dir(tmp_path / "sub")
+    subset_data_dir(src, tmp_path / "sub", last=1)
+    sub = validate_data_dir(tmp_path / "sub")
     assert sub.wav_scp == {"r2": "r2.wav"} and sub.segments == {"s2-c": ("r2", 0.25, 2.0)}
-    dd.subset_data_dir(src, tmp_path / "short", shortest=1)  # durations from segments
+    subset_data_dir(src, tmp_path / "short", shortest=1)  # durations from segments
     assert dd.load_data_dir(tmp_path / "short").utt_ids == ["s1-a"]
     with pytest.raises(DataDirError, match="cannot take 4 utterances from .*, it has 3"):
-        dd.subset_data_dir(src, tmp_path / "x", first=4)
+        subset_data_dir(src, tmp_path / "x", first=4)
     with pytest.raises(DataDirError, match="exactly one of"):
-        dd.subset_data_dir(src, tmp_path / "x", first=1, last=1)
+        subset_data_dir(src, tmp_path / "x", first=1, last=1)
     with pytest.raises(DataDirError, match="no utterance"):
-        dd.subset_data_dir(src, tmp_path / "x", spk_list=["nobody"])
+        subset_data_dir(src, tmp_path / "x", spk_list=["nobody"])
     with pytest.raises(DataDirError, match="shortest utterances needs utt2dur"):
-        dd.subset_data_dir(base_dir(tmp_path), tmp_path / "x", shortest=1)
+        subset_data_dir(base_dir(tmp_path), tmp_path / "x", shortest=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,8 +340,8 @@ def test_combine(tmp_path, caplog):
     b = write_files(tmp_path / "b", wav_scp="s3-x x.wav\n", utt2spk="s3-x s3\n", spk2utt="s3 s3-x\n",
                     text="s3-x more\n", utt2dur="s3-x 1.5\n")
     with caplog.at_level(logging.WARNING):
-        dd.combine_data_dirs(tmp_path / "ab", [a, b])
-    ab = dd.validate_data_dir(tmp_path / "ab")
+        combine_data_dirs(tmp_path / "ab", [a, b])
+    ab = validate_data_dir(tmp_path / "ab")
     assert ab.utt_ids == ["s1-a", "s1-b", "s2-c", "s3-x"]
     assert ab.text["s3-x"] == "more" and ab.spk2utt["s3"] == ["s3-x"]
     assert ab.utt2dur is None and "utt2dur is missing from" in caplog.text
@@ -349,11 +351,11 @@ def test_combine_errors(tmp_path):
     a = base_dir(tmp_path, "a")
     b = base_dir(tmp_path, "b", wav_scp="s1-b other.wav\n", utt2spk="s1-b s1\n", spk2utt="s1 s1-b\n", text="s1-b x\n")
     with pytest.raises(DataDirError) as e:
-        dd.combine_data_dirs(tmp_path / "ab", [a, b])
+        combine_data_dirs(tmp_path / "ab", [a, b])
     assert f"utterance 's1-b' is in both {a}/utt2spk and {b}/utt2spk" in str(e.value)
     (b / "wav.scp").unlink()
     with pytest.raises(DataDirError, match=r"b/wav.scp: no such file \(every source of combine needs it\)"):
-        dd.combine_data_dirs(tmp_path / "ab", [a, b])
+        combine_data_dirs(tmp_path / "ab", [a, b])
     assert not (tmp_path / "ab").exists()
 
 
@@ -362,8 +364,8 @@ def test_combine_segments_with_whole_recordings(tmp_path):
     plain = write_files(tmp_path / "p", wav_scp="s4-y y.wav\n", utt2spk="s4-y s4\n", spk2utt="s4 s4-y\n",
                         text="s4-y z\n", utt2dur="s4-y 2.5\n")
     (seg / "utt2dur").write_text("s1-a 1.5\ns1-b 1.5\ns2-c 1.75\n")
-    dd.combine_data_dirs(tmp_path / "all", [seg, plain])
-    out = dd.validate_data_dir(tmp_path / "all")
+    combine_data_dirs(tmp_path / "all", [seg, plain])
+    out = validate_data_dir(tmp_path / "all")
     assert out.segments["s4-y"] == ("s4-y", 0.0, 2.5)
     assert out.wav_scp["s4-y"] == "y.wav" and out.wav_scp["r1"] == "r1.wav"
 
@@ -381,11 +383,11 @@ def many_speakers(tmp_path: Path, counts: list[int]) -> Path:
 
 def test_split_by_speaker_keeps_speakers_whole(tmp_path):
     d = many_speakers(tmp_path, [5, 1, 1, 1, 4, 2])
-    parts = dd.split_data_dir(d, 3)
+    parts = split_data_dir(d, 3)
     assert parts == [d / "split3" / str(i) for i in (1, 2, 3)]
     seen = []
     for p in parts:
-        part = dd.validate_data_dir(p)
+        part = validate_data_dir(p)
         seen += part.utt_ids
         assert set(part.wav_scp) == set(part.utt_ids)
     assert seen == dd.load_data_dir(d).utt_ids  # every utterance once, order kept
@@ -397,27 +399,27 @@ def test_split_by_speaker_keeps_speakers_whole(tmp_path):
 
 def test_split_per_utt_and_errors(tmp_path):
     d = many_speakers(tmp_path, [5, 2])
-    parts = dd.split_data_dir(d, 3, per_utt=True)
-    assert [len(dd.validate_data_dir(p).utt_ids) for p in parts] == [2, 3, 2]
+    parts = split_data_dir(d, 3, per_utt=True)
+    assert [len(validate_data_dir(p).utt_ids) for p in parts] == [2, 3, 2]
     assert parts[0].parent.name == "split3utt"
     with pytest.raises(DataDirError, match=r"into 3 parts: it has 2 speakers"):
-        dd.split_data_dir(d, 3)
+        split_data_dir(d, 3)
     with pytest.raises(DataDirError, match=r"into 8 parts: it has 7 utterances"):
-        dd.split_data_dir(d, 8, per_utt=True)
+        split_data_dir(d, 8, per_utt=True)
 
 
 def test_split_is_a_no_op_when_up_to_date(tmp_path):
     d = many_speakers(tmp_path, [2, 2])
-    parts = dd.split_data_dir(d, 2)
+    parts = split_data_dir(d, 2)
     stamp = (parts[0] / "utt2spk").stat().st_mtime_ns
     os.utime(d / "text", ns=(stamp - 10**9, stamp - 10**9))  # sources older than the split
     (parts[0] / "text").write_text("marker\n")
-    dd.split_data_dir(d, 2)
+    split_data_dir(d, 2)
     assert (parts[0] / "text").read_text() == "marker\n"  # nothing rewritten
     os.utime(d / "text", ns=(stamp + 10**9, stamp + 10**9))  # a source changed
-    dd.split_data_dir(d, 2)
+    split_data_dir(d, 2)
     assert (parts[0] / "text").read_text() != "marker\n"
-    dd.validate_data_dir(parts[0])
+    validate_data_dir(parts[0])
 
 
 # ---------------------------------------------------------------------------------------

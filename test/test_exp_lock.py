@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,17 @@ def test_data_parallel_refusal_ends_every_rank(tiny_corpus, tmp_path):
     assert r.returncode == 1, r.stderr[-3000:]
     assert r.stderr.count(f"ERROR: {exp} is in use by another training run") == 1
     assert os.listdir(exp) == [".lock"] and (exp / ".lock").read_bytes() == raw
+
+
+def test_lock_of_a_killed_unreaped_process_is_stale(tmp_path):
+    """Right after a SIGKILL the process is a zombie until its parent reaps it: not running."""
+    proc = subprocess.Popen(["sleep", "60"])
+    proc.send_signal(9)
+    while Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+    fake_lock(tmp_path, proc.pid)
+    warnings = []
+    with ExpLock(tmp_path, warn=warnings.append):
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+    assert len(warnings) == 1 and "(no such process)" in warnings[0]
+    proc.wait()

@@ -16,8 +16,9 @@ import pytest
 
 from bljust.data.corpora import CorpusError
 from bljust.data.corpora.covost2 import check_commonvoice, prepare_covost2, read_tsv, speaker_id, utterance_id
-from bljust.data.datadir import read_table, validate_data_dir
+from bljust.data.datadir import read_table
 from bljust.data.espeak import EspeakSynthesizer
+from bljust.data.validate import validate_data_dir
 from bljust.text.normalize import normalize
 from fixture_covost2 import SENTENCES, build_commonvoice, build_covost_archives, clip_name, clips_of
 from http_server import serve_directory

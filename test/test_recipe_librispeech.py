@@ -10,7 +10,8 @@ from fixture_corpora import (LIBRISPEECH_PARTS, TINY_CONFIG, build_librispeech, 
                              set_checksums, set_db)
 from http_server import serve_directory
 
-from bljust.data.datadir import read_table, validate_data_dir
+from bljust.data.datadir import read_table
+from bljust.data.validate import validate_data_dir
 
 # Small enough for the fixture's few sentences; one test set keeps the run short.
 TINY_ARGS = ("--ngpu", "0", "--nj", "1", "--nbpe", "30", "--test_sets", "test_clean",

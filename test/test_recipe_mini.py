@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bljust.data.datadir import validate_data_dir
+from bljust.data.validate import validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_DATA = ("--num_train_labeled 24 --num_train_unlabeled 8 --num_dev 6 --num_test 6 "

@@ -10,7 +10,8 @@ from fixture_corpora import TINY_CONFIG, build_tedlium2, copy_recipe, run_recipe
 from http_server import serve_directory
 
 from bljust.data.corpora.tedlium2 import normalize_words
-from bljust.data.datadir import read_table, validate_data_dir
+from bljust.data.datadir import read_table
+from bljust.data.validate import validate_data_dir
 from bljust.text.tokenizer import Tokenizer
 
 TINY_ARGS = ("--ngpu", "0", "--nj", "1", "--nbpe", "30", "--test_sets", "test", "--train_config", "conf/tiny.yaml")

@@ -12,10 +12,12 @@ import pytest
 import soundfile as sf
 
 from bljust.bin import make_synthetic_corpus
-from bljust.data.datadir import read_table, validate_data_dir
+from bljust.data.datadir import read_table
 from bljust.data.espeak import EspeakError, EspeakSynthesizer
-from bljust.data.synth import (ACCENTS, FEMALE_VARIANTS, MALE_VARIANTS, MAX_WORDS, MIN_WORDS, SPLITS, STAMP,
-                               VOCABULARY, SynthConfig, assign_voices, generate_sentence, make_corpus)
+from bljust.data.synth import (ACCENTS, FEMALE_VARIANTS, MALE_VARIANTS, SPLITS, STAMP, SynthConfig, assign_voices,
+                               make_corpus)
+from bljust.data.synth_sentences import MAX_WORDS, MIN_WORDS, VOCABULARY, generate_sentence
+from bljust.data.validate import validate_data_dir
 
 TINY = SynthConfig(num_train_labeled=4, num_train_unlabeled=5, num_dev=3, num_test=4,
                    voices_labeled=2, voices_unlabeled=3, voices_dev=1, voices_test=2)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bljust.data import datadir as dd
+from bljust.data.validate import validate_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 UTILS = ROOT / "utils"
@@ -317,13 +318,13 @@ def test_subset_combine_split_wrappers(tmp_path):
 
     r = sh(UTILS / "combine_data.sh", tmp_path / "c", tmp_path / "f2", tmp_path / "l1")
     assert r.returncode == 0, r.stderr
-    assert dd.validate_data_dir(tmp_path / "c").utt_ids == ["s1-u0", "s1-u1", "s3-u1"]
+    assert validate_data_dir(tmp_path / "c").utt_ids == ["s1-u0", "s1-u1", "s3-u1"]
     r = sh(UTILS / "combine_data.sh", tmp_path / "c2", tmp_path / "f2", tmp_path / "f2")
     assert r.returncode == 1 and "is in both" in r.stderr
 
     r = sh(UTILS / "split_data.sh", "--per-utt", d, "4")
     assert r.returncode == 0, r.stderr
-    assert [len(dd.validate_data_dir(d / "split4utt" / str(i)).utt_ids) for i in range(1, 5)] == [1, 2, 1, 2]
+    assert [len(validate_data_dir(d / "split4utt" / str(i)).utt_ids) for i in range(1, 5)] == [1, 2, 1, 2]
     r = sh(UTILS / "split_data.sh", d, "4")
     assert r.returncode == 1 and "it has 3 speakers" in r.stderr
     assert sh(UTILS / "split_data.sh", d, "x").returncode == 1

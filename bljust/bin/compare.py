@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.fileio import atomic_write_text
 from bljust.score.compare import collect, examples, pivot_table, significance, significance_table, table
 from bljust.score.significance import RESAMPLES, SEED
@@ -28,9 +29,11 @@ from bljust.score.significance import RESAMPLES, SEED
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("exp_dirs", nargs="+")
-    p.add_argument("--test_set", default="test")
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.compare", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("exp_dirs", nargs="+", help="experiment folders (exp/asr_<tag>); tags differing only by "
+                   "_seed<N> are aggregated")
+    p.add_argument("--test_set", default="test", help="test set whose decodings decode_<test_set>_* are compared")
     p.add_argument("--decode", nargs="+", help="decoding name(s) (decode_<test_set>_<decode>), side by side; "
                    "needed when an experiment has several")
     p.add_argument("--examples", type=int, default=0, help="also print this many aligned test utterances per system")
@@ -42,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="compare every other system with this one (an experiment's folder or name, or a group "
                    "of seeds: the tag without _seed<N>): ΔWER/ΔCER with a paired bootstrap's 95%% CI and p, "
                    "and a paired t-test over seeds")
-    p.add_argument("--ref_text", help="the reference Kaldi text the scoring used (per-utterance counts recomputed "
-                   "from it and each decoding's text); default: rebuilt from each decoding's alignments.txt")
-    p.add_argument("--bootstrap", type=int, default=RESAMPLES, metavar="B", help="bootstrap resamples [%(default)s]")
-    p.add_argument("--bootstrap_seed", type=int, default=SEED, help="seed of the resampling [%(default)s]")
+    p.add_argument("--ref_text", help="the reference Kaldi text the scoring used, to recompute per-utterance counts "
+                   "from it and each decoding's text (default: rebuilt from each decoding's alignments.txt)")
+    p.add_argument("--bootstrap", type=int, default=RESAMPLES, metavar="B",
+                   help="bootstrap resamples of the test utterances")
+    p.add_argument("--bootstrap_seed", type=int, default=SEED, help="seed of the bootstrap resampling")
     args = p.parse_args(argv)
     if args.bootstrap < 1:
         raise ValueError(f"--bootstrap must be a positive integer, got {args.bootstrap}")

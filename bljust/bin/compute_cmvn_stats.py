@@ -11,6 +11,7 @@ import kaldiio
 from tqdm import tqdm
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.dataset import read_entry
 from bljust.data.datadir import read_table
 from bljust.features.cmvn import accumulate_stats, save_stats
@@ -18,9 +19,10 @@ from bljust.features.cmvn import accumulate_stats, save_stats
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("feats_scp")
-    p.add_argument("out")
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.compute_cmvn_stats", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("feats_scp", help="feature list (Kaldi feats.scp) to accumulate over")
+    p.add_argument("out", help="statistics file to write (Kaldi stats matrix)")
     args = p.parse_args(argv)
     entries = read_table(args.feats_scp)  # checks every line first, naming a bad one
     if not entries:

@@ -4,7 +4,10 @@ read raw audio.
 
     python -m bljust.bin.compute_fbank data/train/split2/1 dump/fbank/train/feats.1
 
-writes ``<out_prefix>.ark``, ``<out_prefix>.scp`` and ``<out_prefix>.utt2num_frames``.
+writes ``<out_prefix>.ark``, ``<out_prefix>.scp``, ``<out_prefix>.utt2num_frames`` and
+``<out_prefix>.frontend.yaml``, the settings the features were made with (feats_type, sample_rate and,
+for fbank, every FbankConfig setting); stage 3 keeps one as ``<dump>/frontend.yaml``, and training
+copies it into the model package, so that audio is turned into the same features at inference.
 Recordings too short for a single analysis window (including zero-length files)
 are skipped with a warning and listed in ``<out_prefix>.skipped``; the caller
 drops them from the data directory. Audio that cannot be read, or with NaN or
@@ -14,12 +17,15 @@ its wav.scp line, and nothing is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.audio import AudioError, AudioReader
 from bljust.data.datadir import DataDirError
 from bljust.features.fbank import ArkWriter, FbankConfig, compute_fbank
@@ -28,11 +34,13 @@ from bljust.fileio import atomic_write_text
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data_dir")
-    p.add_argument("out_prefix")
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.compute_fbank", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("data_dir", help="Kaldi data directory (wav.scp, optionally segments) to read")
+    p.add_argument("out_prefix", help="output path prefix: <out_prefix>.ark, .scp, .utt2num_frames, .skipped, "
+                   ".frontend.yaml")
     p.add_argument("--fs", type=int, default=16000, help="sample rate the audio is resampled to")
-    p.add_argument("--num_mel_bins", type=int, default=80)
+    p.add_argument("--num_mel_bins", type=int, default=80, help="mel filterbank channels (the feature dimension)")
     p.add_argument("--compress", choices=("true", "false"), default="false",
                    help="store Kaldi compressed matrices (about 4x smaller than float32)")
     p.add_argument("--feats_type", choices=("fbank", "raw"), default="fbank",
@@ -80,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     writer.close(f"{args.out_prefix}.scp")
     atomic_write_text(f"{args.out_prefix}.utt2num_frames", "".join(num_frames))
     atomic_write_text(f"{args.out_prefix}.skipped", "".join(f"{u}\n" for u in skipped))
+    frontend = {"feats_type": "raw", "sample_rate": args.fs} if args.feats_type == "raw" else \
+        {"feats_type": "fbank", **dataclasses.asdict(config)}
+    atomic_write_text(f"{args.out_prefix}.frontend.yaml", yaml.safe_dump(frontend, sort_keys=False))
     print(f"compute_fbank: {len(num_frames)} utterances written, {len(skipped)} skipped", file=sys.stderr)
     return 0
 

@@ -17,7 +17,10 @@ import logging
 import sys
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter, subcommands
 from bljust.data import datadir as dd
+from bljust.data.datadir_tools import combine_data_dirs, fix_data_dir, split_data_dir, subset_data_dir
+from bljust.data.validate import validate_data_dir
 
 
 def _pairs(lines: list[str], what: str) -> dict[str, str]:
@@ -42,20 +45,20 @@ def _read_input(file: str | None) -> tuple[list[str], str]:
 
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "validate":
-        dd.validate_data_dir(args.dir, require_text=not args.no_text, require_wav=not args.no_wav,
-                             require_feats=args.need_feats)
+        validate_data_dir(args.dir, require_text=not args.no_text, require_wav=not args.no_wav,
+                          require_feats=args.need_feats)
         print(f"Successfully validated data-directory {args.dir}")
     elif args.cmd == "fix":
-        n = dd.fix_data_dir(args.dir)
+        n = fix_data_dir(args.dir)
         kept = len(dd.read_table(f"{args.dir}/utt2spk"))
         print(f"fix_data_dir: {args.dir}: kept {kept} utterances, dropped {n}; old files are in {args.dir}/.backup")
     elif args.cmd == "subset":
-        dd.subset_data_dir(args.src, args.dst, utt_list=args.utt_list, spk_list=args.spk_list,
-                           first=args.first, last=args.last, shortest=args.shortest)
+        subset_data_dir(args.src, args.dst, utt_list=args.utt_list, spk_list=args.spk_list,
+                        first=args.first, last=args.last, shortest=args.shortest)
     elif args.cmd == "combine":
-        dd.combine_data_dirs(args.dst, args.srcs)
+        combine_data_dirs(args.dst, args.srcs)
     elif args.cmd == "split":
-        dd.split_data_dir(args.dir, args.num, per_utt=args.per_utt)
+        split_data_dir(args.dir, args.num, per_utt=args.per_utt)
     elif args.cmd == "utt2spk_to_spk2utt":
         lines, what = _read_input(args.file)
         for spk, utts in dd.utt2spk_to_spk2utt(_pairs(lines, what)).items():
@@ -70,39 +73,39 @@ def _run(args: argparse.Namespace) -> int:
 @cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bljust.bin.datadir", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
+                                formatter_class=HelpFormatter)
+    command = subcommands(p, "cmd", "COMMAND", "one of the commands below; COMMAND --help lists its options")
 
-    s = sub.add_parser("validate", help="check a data directory (Kaldi's validate_data_dir.sh rules)")
+    s = command("validate", "check a data directory (Kaldi's validate_data_dir.sh rules)")
     s.add_argument("--no-text", action="store_true", help="the directory has no transcripts")
     s.add_argument("--no-wav", action="store_true", help="the directory need not have wav.scp")
     s.add_argument("--need-feats", action="store_true", help="feats.scp is required")
-    s.add_argument("dir")
+    s.add_argument("dir", help="the data directory")
 
-    s = sub.add_parser("fix", help="keep utterances present in every file, sort, regenerate spk2utt")
-    s.add_argument("dir")
+    s = command("fix", "keep utterances present in every file, sort, regenerate spk2utt")
+    s.add_argument("dir", help="the data directory (fixed in place; the old files go to <dir>/.backup)")
 
-    s = sub.add_parser("subset", help="copy a data directory restricted to some utterances")
+    s = command("subset", "copy a data directory restricted to some utterances")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--utt-list", metavar="FILE", help="utterance ids, one per line")
     g.add_argument("--spk-list", metavar="FILE", help="speaker ids, one per line")
     g.add_argument("--first", type=int, metavar="N", help="the first N utterances (sorted order)")
     g.add_argument("--last", type=int, metavar="N", help="the last N utterances (sorted order)")
     g.add_argument("--shortest", type=int, metavar="N", help="the N shortest utterances")
-    s.add_argument("src")
-    s.add_argument("dst")
+    s.add_argument("src", help="data directory to copy from")
+    s.add_argument("dst", help="data directory to write")
 
-    s = sub.add_parser("combine", help="union of data directories")
-    s.add_argument("dst")
-    s.add_argument("srcs", nargs="+")
+    s = command("combine", "union of data directories")
+    s.add_argument("dst", help="data directory to write")
+    s.add_argument("srcs", nargs="+", help="data directories to combine")
 
-    s = sub.add_parser("split", help="split into DIR/split<N>/1..N (or split<N>utt with --per-utt)")
+    s = command("split", "split into DIR/split<N>/1..N (or split<N>utt with --per-utt)")
     s.add_argument("--per-utt", action="store_true", help="balance utterances, ignoring speakers")
-    s.add_argument("dir")
-    s.add_argument("num", type=int)
+    s.add_argument("dir", help="the data directory")
+    s.add_argument("num", type=int, help="number of parts")
 
     for name in ("utt2spk_to_spk2utt", "spk2utt_to_utt2spk"):
-        s = sub.add_parser(name, help=f"convert {name.replace('_to_', ' to ')} (stdin to stdout)")
+        s = command(name, f"convert {name.replace('_to_', ' to ')} (stdin to stdout)")
         s.add_argument("file", nargs="?", help="input file (default: stdin)")
 
     args = p.parse_args(argv)

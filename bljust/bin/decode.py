@@ -9,7 +9,9 @@ takes the best frame path; ``method: beam`` runs CTC beam search (``bljust.decod
 optionally with a word lexicon and a KenLM n-gram, or, for a supervised head with a search of its
 own (RNN-T), that search, without lexicon or LM. With ``average.n`` > 0 the model is the
 mean of ``n`` training checkpoints (``bljust.decode.average``), saved as
-``<exp_dir>/model_avg<n>_<by>.pt`` and decoded instead of ``model_<checkpoint>.pt``.
+``<exp_dir>/model_avg<n>_<by>.pt`` and decoded instead of ``model_<checkpoint>.pt``. A package that
+carries its token list and CMVN (format 2, as training writes them now) needs neither --token_dir nor --cmvn;
+given, they must equal the package's.
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ import torch
 from tqdm import tqdm
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.config import ConfigError, from_dict, load_yaml, merge, parse_overrides
 from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
 from bljust.decode.average import BY, average_checkpoints
-from bljust.decode.model_io import load_model
+from bljust.decode.model_io import model_from_package, resolve_cmvn, resolve_tokenizer
 from bljust.fileio import atomic_write_text
 from bljust.models.sup_head import Decoder, SupervisedHead
 from bljust.text.tokenizer import Tokenizer
@@ -100,14 +103,18 @@ def beam_decoder(config: DecodeConfig, tokenizer: Tokenizer, head: SupervisedHea
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="decoding YAML")
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.decode", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--config", help="decoding YAML; any key can also be given as --key value after the options "
+                   "(default: greedy search with model_best.pt)")
     p.add_argument("--exp_dir", required=True, help="experiment folder holding model_best.pt / model_last.pt")
-    p.add_argument("--data_dir", required=True)
-    p.add_argument("--token_dir", required=True)
-    p.add_argument("--cmvn")
-    p.add_argument("--out_dir", required=True)
-    p.add_argument("--ngpu", type=int, default=0)
+    p.add_argument("--data_dir", required=True, help="feature dump directory to decode")
+    p.add_argument("--token_dir", help="token list directory the model was trained with (default: the package's "
+                   "own; needed for a package without one; given, it must equal the package's)")
+    p.add_argument("--cmvn", help="global CMVN statistics the model was trained with, a Kaldi stats matrix (default: "
+                   "the package's own; a package without any: features not normalized; given, it must equal the package's)")
+    p.add_argument("--out_dir", required=True, help="folder the hypotheses are written to (<out_dir>/text)")
+    p.add_argument("--ngpu", type=int, default=0, help="0: CPU; N > 0: decode on a CUDA device")
     args, rest = p.parse_known_args(argv)
     try:
         data = merge(load_yaml(args.config) if args.config else {}, parse_overrides(rest))
@@ -120,30 +127,32 @@ def main(argv: list[str] | None = None) -> int:
         print("ERROR: --ngpu > 0 but no CUDA device is visible", file=sys.stderr)
         return 1
     device = "cuda" if args.ngpu > 0 else "cpu"
-    tokenizer = Tokenizer(args.token_dir)
     try:
         model_path = Path(args.exp_dir) / f"model_{config.checkpoint}.pt"
-        if config.average.n > 0:
-            avg = config.average
+        avg = config.average
+        package = average_checkpoints(args.exp_dir, avg.n, avg.by) if avg.n > 0 else checkpoint.load(model_path)
+        source = Path(args.exp_dir) / "model_last.pt" if avg.n > 0 else model_path  # of the tokens and CMVN
+        tokenizer = resolve_tokenizer(package, source, args.token_dir)
+        cmvn = resolve_cmvn(package, source, args.cmvn)
+        if avg.n > 0:
             model_path = Path(args.exp_dir) / f"model_avg{avg.n}_{avg.by}.pt"
             # Atomic: decoding jobs of several test sets may write the same file at once.
-            checkpoint.save(average_checkpoints(args.exp_dir, avg.n, avg.by), model_path)
+            checkpoint.save(package, model_path)
             print(f"decode: averaged {avg.n} checkpoints by {avg.by} -> {model_path}", file=sys.stderr)
-        model = load_model(model_path, device)
-        if model.vocab_size != tokenizer.vocab_size:
-            raise ValueError(f"{Path(args.token_dir) / 'tokens.txt'} has {tokenizer.vocab_size} tokens, but {model_path} "
-                             f"was trained with {model.vocab_size}: decode with the token list it was trained with")
+        model = model_from_package(package, model_path, device)
         decode = model.sup.greedy  # greedy: the supervised head's own best path
         if config.method == "beam":
             decode = beam_decoder(config, tokenizer, model.sup)
     except ValueError as e:  # includes checkpoint.CheckpointError
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    dataset = FeatureDataset(args.data_dir, args.cmvn)
+    dataset = FeatureDataset(args.data_dir)
     if len(dataset) and dataset[dataset.utt_ids[0]][0].shape[1] != model.input_dim:
         print(f"ERROR: {args.data_dir}: features of dimension {dataset[dataset.utt_ids[0]][0].shape[1]}, but "
               f"{model_path} was trained on dimension {model.input_dim}", file=sys.stderr)
         return 1
+    if cmvn is not None:  # the package's, or --cmvn's (equal to it where the package has one)
+        dataset.cmvn, (dataset.mean, dataset.istd) = args.cmvn or f"{source} (its CMVN)", cmvn
     batches = BucketBatchSampler(dataset.num_frames, dataset.rows(config.max_frames), shuffle=False).batches
     hyps: dict[str, str] = {}
     network_s = search_s = 0.0

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.download import DownloadError, archive_name, download, fetch
 
 DIGEST_KINDS = {32: "md5", 64: "sha256"}
@@ -37,10 +38,11 @@ def checksum_from_file(path: str, archive: str) -> dict[str, str]:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--url", required=True)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.download", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--url", required=True, help="URL of the archive")
     p.add_argument("--download_dir", required=True, help="folder the archive is saved in")
-    p.add_argument("--extract_dir", help="also extract the archive into this folder")
+    p.add_argument("--extract_dir", help="also extract the archive into this folder (default: not extracted)")
     digest = p.add_mutually_exclusive_group()
     digest.add_argument("--md5", help="expected MD5 hex digest of the archive")
     digest.add_argument("--sha256", help="expected SHA-256 hex digest of the archive")

@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.config import ConfigError, from_dict, load_yaml
 from bljust.fileio import atomic_open
 from bljust.models import UNSUP_HEADS
@@ -110,11 +111,13 @@ def build_init(conv: Converted, target: Wav2Vec2Config, head: torch.nn.Module | 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.import_pretrained", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("--format", required=True, choices=("hf", "fairseq"), help="hf: Hugging Face folder; fairseq: .pt file")
     p.add_argument("src", help="Hugging Face model folder or fairseq checkpoint")
     p.add_argument("out", help="init file to write (a training YAML names it with init:)")
-    p.add_argument("--config", help="training YAML to check the weights against")
+    p.add_argument("--config", help="training YAML to check the weights against "
+                   "(default: the encoder the weights describe)")
     p.add_argument("--trust_pickle", action="store_true", help="fairseq: allow pickled objects beyond plain data")
     args = p.parse_args(argv)
     try:

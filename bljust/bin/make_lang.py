@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.datadir import read_table
 from bljust.decode.beam import write_lexicon
 from bljust.lm.kneser_ney import estimate
@@ -24,12 +25,13 @@ from bljust.text.tokenizer import Tokenizer
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.make_lang", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("--text", required=True, help="Kaldi text file of the labeled training set")
-    p.add_argument("--token_dir", required=True)
-    p.add_argument("--out_dir", required=True)
-    p.add_argument("--word_order", type=int, default=3)
-    p.add_argument("--token_order", type=int, default=6)
+    p.add_argument("--token_dir", required=True, help="token list directory (from make_tokens)")
+    p.add_argument("--out_dir", required=True, help="lang directory to write")
+    p.add_argument("--word_order", type=int, default=3, help="n-gram order of lm_word.arpa")
+    p.add_argument("--token_order", type=int, default=6, help="n-gram order of lm_token.arpa")
     args = p.parse_args(argv)
     try:
         tokenizer = Tokenizer(args.token_dir)

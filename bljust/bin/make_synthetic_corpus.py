@@ -14,26 +14,29 @@ import sys
 import time
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.synth import SPLITS, SynthConfig, corpus_summary, make_corpus
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
     d = SynthConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.make_synthetic_corpus", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("--audio_dir", required=True, help="where the FLAC files go")
     p.add_argument("--data_dir", required=True, help="where the data directories go")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--num_train_labeled", type=int, default=d.num_train_labeled, help="utterances")
-    p.add_argument("--num_train_unlabeled", type=int, default=d.num_train_unlabeled, help="utterances")
-    p.add_argument("--num_dev", type=int, default=d.num_dev, help="utterances")
-    p.add_argument("--num_test", type=int, default=d.num_test, help="utterances")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed: the same options give the same corpus")
+    p.add_argument("--num_train_labeled", type=int, default=d.num_train_labeled, help="utterances in train_labeled")
+    p.add_argument("--num_train_unlabeled", type=int, default=d.num_train_unlabeled,
+                   help="utterances in train_unlabeled")
+    p.add_argument("--num_dev", type=int, default=d.num_dev, help="utterances in dev")
+    p.add_argument("--num_test", type=int, default=d.num_test, help="utterances in test")
     p.add_argument("--voices_labeled", type=int, default=d.voices_labeled, help="voices in train_labeled")
     p.add_argument("--voices_unlabeled", type=int, default=d.voices_unlabeled, help="voices in train_unlabeled")
     p.add_argument("--voices_dev", type=int, default=d.voices_dev, help="voices in dev")
     p.add_argument("--voices_test", type=int, default=d.voices_test, help="voices in test")
-    p.add_argument("--snr_min", type=float, default=d.snr_min, help="dB")
-    p.add_argument("--snr_max", type=float, default=d.snr_max, help="dB")
+    p.add_argument("--snr_min", type=float, default=d.snr_min, help="lowest SNR of an utterance, in dB")
+    p.add_argument("--snr_max", type=float, default=d.snr_max, help="highest SNR of an utterance, in dB")
     p.add_argument("--num_workers", type=int, default=None,
                    help="processes rendering audio (default: up to 4, none for a small corpus); "
                         "the output does not depend on it")

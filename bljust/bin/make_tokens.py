@@ -8,16 +8,19 @@ import argparse
 import sys
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.datadir import read_table
 from bljust.text.tokenizer import TOKEN_TYPES, build_tokenizer
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.make_tokens", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("text", help="Kaldi text file: '<utt> <transcript>' per line")
-    p.add_argument("out_dir")
-    p.add_argument("--token_type", choices=TOKEN_TYPES, default="char")
+    p.add_argument("out_dir", help="token list directory to write (tokens.txt, and the sentencepiece model)")
+    p.add_argument("--token_type", choices=TOKEN_TYPES, default="char",
+                   help="char: characters; unigram, bpe: sentencepiece subwords")
     p.add_argument("--vocab_size", type=int, default=100, help="sentencepiece vocabulary size, <blank> included")
     args = p.parse_args(argv)
     texts = list(read_table(args.text).values())

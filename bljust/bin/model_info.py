@@ -15,6 +15,7 @@ import sys
 import torch
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.config import ConfigError, parse_overrides
 from bljust.data.dataset import Batch
 from bljust.models import ENCODERS
@@ -37,7 +38,8 @@ def random_batch(input_dim: int, vocab_size: int, seed: int = 0, rows_per_frame:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.model_info", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("--config", required=True, help="training YAML")
     p.add_argument("--input_dim", type=int, help="feature dimension (default: 80 fbank bins, 1 for raw audio)")
     p.add_argument("--vocab_size", type=int, default=30, help="tokens, blank included")

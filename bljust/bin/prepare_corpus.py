@@ -16,6 +16,7 @@ import logging
 import sys
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter, subcommands
 from bljust.data.corpora import CorpusError
 from bljust.data.datadir import DataDirError
 
@@ -28,22 +29,22 @@ def _parts(value: str) -> list[str]:
 @cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bljust.bin.prepare_corpus", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="corpus", required=True)
+                                formatter_class=HelpFormatter)
+    command = subcommands(p, "corpus", "CORPUS", "one of the corpora below; CORPUS --help lists its options")
 
-    s = sub.add_parser("librispeech", help="LibriSpeech (openslr SLR12)")
+    s = command("librispeech", "LibriSpeech (openslr SLR12)")
     s.add_argument("--corpus_dir", required=True, help="folder holding LibriSpeech/<part>")
-    s.add_argument("--data_dir", required=True)
+    s.add_argument("--data_dir", required=True, help="folder the data directories are written to")
     s.add_argument("--unlabeled_parts", default="train-clean-360,train-other-500",
-                   help="training parts combined into train_unlabeled (comma-separated; empty: none) "
-                        "[%(default)s]; 'train-clean-100' is the CNN-LSTM study's setting")
+                   help="training parts combined into train_unlabeled (comma-separated; empty: none; "
+                        "'train-clean-100' is the CNN-LSTM study's setting)")
 
-    s = sub.add_parser("tedlium2", help="TED-LIUM release 2 (openslr SLR19)")
+    s = command("tedlium2", "TED-LIUM release 2 (openslr SLR19)")
     s.add_argument("--corpus_dir", required=True, help="folder holding TEDLIUM_release2/")
-    s.add_argument("--data_dir", required=True)
+    s.add_argument("--data_dir", required=True, help="folder the data directories are written to")
     s.add_argument("--labeled_hours", type=float, default=None,
                    help="label only about this many hours of train (whole talks); the rest becomes "
-                        "train_unlabeled [all of train labeled, and all of it also unlabeled]")
+                        "train_unlabeled (default: all of train labeled, and all of it also unlabeled)")
     s.add_argument("--seed", type=int, default=0, help="order in which talks are drawn for --labeled_hours")
 
     args = p.parse_args(argv)

@@ -18,6 +18,7 @@ import logging
 import sys
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.corpora import CorpusError
 from bljust.data.corpora.covost2 import check_commonvoice, combine_languages, prepare_covost2
 from bljust.data.datadir import DataDirError
@@ -26,12 +27,13 @@ from bljust.data.datadir import DataDirError
 @cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bljust.bin.prepare_covost2", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--commonvoice", default="",
-                   help="folder holding Common Voice 4 as <lang>/validated.tsv and <lang>/clips/")
+                   help="folder holding Common Voice 4 as <lang>/validated.tsv and <lang>/clips/ "
+                   "(db.sh's COMMONVOICE; without it, the error says what to download)")
     p.add_argument("--langs", nargs="+", required=True, help="source languages (Common Voice codes)")
     p.add_argument("--tsv_dir", default="downloads", help="folder holding covost_v2.<lang>_en.tsv")
-    p.add_argument("--data_dir", default="data")
+    p.add_argument("--data_dir", default="data", help="folder the data directories are written to")
     p.add_argument("--check", action="store_true", help="only check the Common Voice folder")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)

@@ -11,6 +11,7 @@ import json
 import sys
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.datadir import read_table
 from bljust.fileio import atomic_write_text
 from bljust.score.wer import score
@@ -18,10 +19,11 @@ from bljust.score.wer import score
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.score", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("ref", help="reference Kaldi text file")
     p.add_argument("hyp", help="hypothesis Kaldi text file")
-    p.add_argument("out_dir")
+    p.add_argument("out_dir", help="folder scores.json and alignments.txt are written to")
     args = p.parse_args(argv)
     refs = read_table(args.ref)
     hyps = read_table(args.hyp, allow_empty_value=True)

@@ -15,6 +15,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.data.audio import AudioError, AudioReader
 from bljust.data.datadir import load_data_dir, write_data_dir
 from bljust.features.speed_perturb import perturb_speed
@@ -23,12 +24,13 @@ from bljust.fileio import atomic_path
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--factors", default="0.9 1.0 1.1")
-    p.add_argument("--fs", type=int, default=16000)
-    p.add_argument("src")
-    p.add_argument("dst")
-    p.add_argument("audio_dir")
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.speed_perturb", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--factors", default="0.9 1.0 1.1", help="speed factors, space-separated (1.0: an unchanged copy)")
+    p.add_argument("--fs", type=int, default=16000, help="sample rate the audio is resampled to and written at")
+    p.add_argument("src", help="data directory to perturb")
+    p.add_argument("dst", help="data directory to write")
+    p.add_argument("audio_dir", help="folder the perturbed FLAC files are written to")
     args = p.parse_args(argv)
     factors = [float(f) for f in args.factors.split()]
     src = load_data_dir(args.src)

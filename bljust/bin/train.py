@@ -31,6 +31,7 @@ import torch
 
 from bljust import distributed
 from bljust.bin import cli
+from bljust.bin.help_format import HelpFormatter
 from bljust.config import ConfigError, parse_overrides
 from bljust.train import checkpoint
 from bljust.train.config import load_train_config
@@ -41,14 +42,16 @@ from bljust.train.trainer import Stopped, Trainer, TrainData
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="training YAML")
+    p = argparse.ArgumentParser(prog="python -m bljust.bin.train", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--config", help="training YAML; any key can also be given as --key value after the options "
+                   "(default: the built-in settings)")
     p.add_argument("--train_dir", required=True, help="labeled feature dump directory")
-    p.add_argument("--valid_dir", required=True)
+    p.add_argument("--valid_dir", required=True, help="validation feature dump directory")
     p.add_argument("--unlabeled_dir", help="unlabeled feature dump directory (strategies pt_ft, just, bljust)")
-    p.add_argument("--token_dir", required=True)
-    p.add_argument("--cmvn", help="global CMVN statistics (Kaldi stats matrix)")
-    p.add_argument("--exp_dir", required=True)
+    p.add_argument("--token_dir", required=True, help="token list directory (from make_tokens)")
+    p.add_argument("--cmvn", help="global CMVN statistics, a Kaldi stats matrix (default: features not normalized)")
+    p.add_argument("--exp_dir", required=True, help="experiment folder: checkpoints, logs, model packages")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in exp_dir")
     p.add_argument("--allow_config_change", action="store_true",
                    help="resume even if the checkpoint was written with other settings or another number of processes")

@@ -95,6 +95,7 @@ class TrainConfig:
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     checkpoint_interval: int = 0  # also checkpoint every this many steps (0: only at the end of each chunk)
+    log_interval: int = 100  # a progress line in train.log every this many steps (ETA, speed, f, g); 0 = off
     diag_interval: int = 25  # every this many steps log cos(grad_theta f, grad_theta g) and their norms; 0 = off
     keep_checkpoints: int = 5  # newest checkpoints kept on disk
     max_nonfinite_in_a_row: int = 10  # steps with a non-finite loss or gradient skip their update; this many in a row stop training
@@ -107,6 +108,9 @@ class TrainConfig:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        for name in ("log_interval", "diag_interval", "checkpoint_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_nonfinite_in_a_row < 1:
             raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {self.max_nonfinite_in_a_row}")
         if self.precision not in PRECISIONS:

@@ -19,14 +19,18 @@ def _warn(message: str) -> None:
 
 
 def _pid_running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (signal 0 checks without signalling)."""
+    """Whether a process ``pid`` runs on this host (signal 0 checks without signalling). A zombie
+    (killed, not yet reaped by its parent, as right after a SIGKILL) does not run."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, owned by another user
+        pass
+    try:  # Linux: the state is the field after the parenthesised command name
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
-    return True
 
 
 class ExpLock:

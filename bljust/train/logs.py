@@ -29,9 +29,11 @@ def log_fields(weight_name: str | None) -> list[str]:
 
 
 def step_fields(weight_name: str | None, metric_names: tuple[str, ...]) -> list[str]:
-    """Columns of ``train_steps.csv``: the unsupervised head's metrics come last, as g_<name>."""
+    """Columns of ``train_steps.csv``: the unsupervised head's metrics as g_<name>, and last wall_s,
+    the time spent in steps so far (the one column two runs of the same steps differ in)."""
     return (["step", "phase", "epoch", "f", "g"] + ([weight_name] if weight_name else [])
-            + ["lr_theta", "lr_phi", "lr_eta", "cos_fg", "norm_f", "norm_g"] + [f"g_{m}" for m in metric_names])
+            + ["lr_theta", "lr_phi", "lr_eta", "cos_fg", "norm_f", "norm_g"] + [f"g_{m}" for m in metric_names]
+            + ["wall_s"])
 
 
 def setup_logging(exp_dir: Path, rank: int = 0) -> None:
@@ -185,6 +187,55 @@ def budget(progress: Progress, inference_params: int, skipped_steps: int) -> dic
             "params_m": round(inference_params / 1e6, 3),
             "labeled_hours": round(progress.labeled_hours, 3), "unlabeled_hours": round(progress.unlabeled_hours, 3),
             "wall_s": round(progress.wall_s, 1), **({"skipped_steps": skipped_steps} if skipped_steps else {})}
+
+
+class ProgressLine:
+    """``train.log``'s line every ``interval`` steps: where the run is and when it will end.
+
+        joint 3/10 | step 420/1420 (joint 300/1100) | f 1.234 g 2.345 | gamma 0.200 | lr 5.00e-03 |
+        2.7 steps/s, 41 s audio/s | ETA phase 5m, run 6m
+
+    f and g are means over the steps since the previous line; speeds count time in steps only
+    (validation and checkpoints excluded), so the ETAs leave those out too."""
+
+    def __init__(self, interval: int, plan: list[Chunk], phase_total: dict[str, int]):
+        self.interval, self.plan, self.phase_total = interval, plan, phase_total
+        self.plan_total = sum(c.steps for c in plan)
+        self._since: dict[str, list[float]] = {"f": [], "g": []}
+        self._start: tuple[int, float, float] | None = None  # (steps, wall_s, audio hours) at the previous line
+
+    def add(self, progress: Progress, chunk: Chunk, row: dict, weight: tuple[str, float] | None) -> None:
+        """After each step (its time counted): collect its f and g; every ``interval`` steps write the line."""
+        if self._start is None:  # a fresh or resumed run: speeds are measured from its first step on
+            self._start = (progress.steps, progress.wall_s, progress.labeled_hours + progress.unlabeled_hours)
+        for name in ("f", "g"):
+            if row[name] != "":
+                self._since[name].append(row[name])
+        steps0, wall0, hours0 = self._start
+        if not self.interval or progress.steps % self.interval or progress.steps == steps0:
+            return
+        elapsed = max(progress.wall_s - wall0, 1e-9)
+        rate = (progress.steps - steps0) / elapsed
+        audio = (progress.labeled_hours + progress.unlabeled_hours - hours0) * 3600 / elapsed
+        phase_left = self.phase_total[chunk.phase] - progress.phase_steps[chunk.phase]
+        losses = " ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in self._since.items() if v)
+        lr = next((row[k] for k in ("lr_theta", "lr_phi", "lr_eta") if row.get(k)), "")
+        log.info("%s | step %d/%d (%s %d/%d) | %s%s%s | %.2f steps/s, %.0f s audio/s | ETA phase %s, run %s",
+                 chunk_label(chunk, self.plan), progress.steps, self.plan_total, chunk.phase,
+                 progress.phase_steps[chunk.phase], self.phase_total[chunk.phase], losses or "skipped",
+                 f" | {weight[0]} {weight[1]:.3f}" if weight else "", f" | lr {lr}" if lr else "", rate, audio,
+                 _duration(phase_left / rate), _duration((self.plan_total - progress.steps) / rate))
+        self._since = {"f": [], "g": []}
+        self._start = (progress.steps, progress.wall_s, progress.labeled_hours + progress.unlabeled_hours)
+
+
+def _duration(seconds: float) -> str:
+    """'45s', '12m', '3h05m'."""
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 class TensorBoard:

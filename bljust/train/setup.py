@@ -1,5 +1,6 @@
 """What a training run is built from (ESPnet's Task role): the token list, the datasets, the model,
-the batch streams, the strategy's plan and the optimizers, all from the config and the data paths.
+the batch streams, the strategy's plan and the optimizers, all from the config and the data paths;
+and what a model package carries besides the network (``inference_info``: tokens, CMVN, front end).
 
 The order of construction is part of the result: the model's initial weights come from the
 global RNG right after it is seeded, so ``build`` keeps that order fixed.
@@ -8,16 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from bljust import distributed
-from bljust.config import ConfigError
+from bljust.config import ConfigError, from_dict, load_yaml
 from bljust.data.dataset import Batch, BucketBatchSampler, DumpError, FeatureDataset, collate
 from bljust.distributed import World
+from bljust.features.fbank import FbankConfig
 from bljust.fileio import atomic_write_text
 from bljust.models.asr_model import AsrModel
 from bljust.text.tokenizer import Tokenizer
@@ -52,6 +54,7 @@ class Setup:
     plan: list[Chunk]
     phase_total: dict[str, int]  # steps of each phase over the whole plan
     optimizers: GroupOptimizers
+    inference: dict | None = None  # what a model package carries besides the network (inference_info)
 
 
 def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.device, world: World) -> Setup:
@@ -65,6 +68,7 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
     valid_set = FeatureDataset(data.valid_dir, data.cmvn, tokenizer)
     _require_utterances(train_set, valid_set)
     input_dim = train_set[train_set.utt_ids[0]][0].shape[1]
+    inference = inference_info(data, tokenizer, train_set, input_dim)
     model = AsrModel(input_dim, tokenizer.vocab_size, config.model)
     model.to(device)
     distributed.broadcast_module(model)
@@ -99,7 +103,55 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
     optimizers = GroupOptimizers(
         groups, {name: (pc, strategy.phases[name].groups) for name, pc in config.phases.items()}, config.optim)
     return Setup(strategy, tokenizer, train_set, valid_set, model, groups, labeled, unlabeled, valid_batches, plan,
-                 phase_total, optimizers)
+                 phase_total, optimizers, inference)
+
+
+FRONTEND_FILE = "frontend.yaml"  # beside a dump's feats.scp: how compute_fbank made it (stage 3)
+FEATS_TYPES = ("fbank", "raw")
+
+
+def frontend_info(train_dir: str | Path, input_dim: int, frame_shift: float) -> dict:
+    """The front end the training dump was made with, from ``<train_dir>/frontend.yaml`` (written by
+    ``bljust.bin.compute_fbank``): feats_type, sample_rate and, for fbank, FbankConfig's settings;
+    ``source`` says where they come from. A dump without the file (made before it was written) gets
+    compute_fbank's defaults, with the dump's own dimension and rate, and ``source`` says so."""
+    path = Path(train_dir) / FRONTEND_FILE
+    if path.is_file():
+        settings = load_yaml(path)
+        feats_type = settings.pop("feats_type", "fbank")
+        if feats_type not in FEATS_TYPES:
+            raise ConfigError(f"{path}: feats_type must be 'fbank' or 'raw', got {feats_type!r}")
+        fbank = from_dict(FbankConfig, settings, where=str(path))
+        source = str(path)
+    else:
+        feats_type = "raw" if input_dim == 1 else "fbank"
+        rate = round(1 / frame_shift) if feats_type == "raw" else FbankConfig.sample_rate
+        fbank = FbankConfig(sample_rate=rate, num_mel_bins=input_dim if feats_type == "fbank" else FbankConfig.num_mel_bins)
+        source = f"defaults (no {path}: a dump made before front-end settings were recorded)"
+    if feats_type == "fbank" and fbank.num_mel_bins != input_dim:
+        raise ConfigError(f"{path}: num_mel_bins {fbank.num_mel_bins}, but the features of {train_dir} have "
+                          f"dimension {input_dim}")
+    if feats_type == "raw":
+        if input_dim != 1:
+            raise ConfigError(f"{path}: feats_type raw, but the features of {train_dir} have dimension {input_dim}")
+        return {"feats_type": "raw", "sample_rate": fbank.sample_rate, "source": source}
+    return {"feats_type": "fbank", **asdict(fbank), "source": source}
+
+
+def inference_info(data: TrainData, tokenizer: Tokenizer, train_set: FeatureDataset, input_dim: int) -> dict:
+    """What a model package carries besides the network, so that it alone turns audio into text
+    (``checkpoint.model_package`` lists the keys): the token list, the CMVN statistics, the front end
+    and the default decoding."""
+    tokens = {"token_type": tokenizer.token_type, "symbols": list(tokenizer.symbols), "source": str(data.token_dir)}
+    if tokenizer.token_type != "char":
+        sp_model = Path(data.token_dir) / "sp.model"
+        tokens["sp_model"] = torch.frombuffer(bytearray(sp_model.read_bytes()), dtype=torch.uint8)
+    cmvn = None
+    if train_set.mean is not None:
+        cmvn = {"mean": torch.from_numpy(train_set.mean.copy()), "istd": torch.from_numpy(train_set.istd.copy()),
+                "source": str(data.cmvn)}
+    return {"tokens": tokens, "cmvn": cmvn, "frontend": frontend_info(data.train_dir, input_dim, train_set.frame_shift),
+            "decode": {"method": "greedy"}}
 
 
 def _require_utterances(*datasets: FeatureDataset) -> None:

@@ -71,6 +71,7 @@ class Trainer:
         self.log_fields = logs.log_fields(self.strategy.weight_name)
         self.step_log = logs.StepLog(self.exp_dir / "train_steps.csv" if world.is_main else None,
                                      logs.step_fields(self.strategy.weight_name, self.model.unsup.metric_names))
+        self.progress_line = logs.ProgressLine(config.log_interval * world.is_main, self.plan, s.phase_total)
         self._last_plot = time.time()
         self._stop_signal = 0  # a SIGTERM or SIGINT received: checkpoint after this step and stop
         self.tensorboard: logs.TensorBoard | None = None  # opened by fit() on rank 0
@@ -214,6 +215,8 @@ class Trainer:
             row = self._train_step(chunk)
             p.step_in_chunk += 1
             p.wall_s += time.time() - start
+            self.step_log.add({**row, "wall_s": round(p.wall_s, 2)})
+            self.progress_line.add(p, chunk, row, self.strategy.weight_column(chunk, p.weight))
             bar.update(1)
             bar.set_postfix({k: f"{row[k]:.3f}" for k in ("f", "g") if row[k] != ""})
             if self.on_step:
@@ -257,7 +260,6 @@ class Trainer:
         p.add_step(row, result.loss.g_metrics)
         if self.config.diag_interval and p.steps % self.config.diag_interval == 0 and self.world.is_main:
             row.update(diagnostics.gradient_conflict(self.model, self.setup.valid_batches[0]))
-        self.step_log.add(row)
         if self.tensorboard:
             self.tensorboard.add("train", row, p.steps)
         return row
@@ -277,7 +279,7 @@ class Trainer:
         if best:
             p.best_valid = valid[0]
         if self.world.is_main:
-            package = checkpoint.model_package(self.model, to_dict(self.config.model), p.steps)
+            package = checkpoint.model_package(self.model, to_dict(self.config.model), p.steps, s.inference)
             if best:
                 checkpoint.save(package, self.exp_dir / "model_best.pt")
             checkpoint.save(package, self.exp_dir / "model_last.pt")

@@ -210,6 +210,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
             cat "$out"/feats.*."$f" | sort > "$out/${f/scp/feats.scp}"
             rm -f "$out"/feats.*."$f"
         done
+        # The front end's settings (the same in every job), which the model package carries (docs/inference.md).
+        mv "$out/feats.1.frontend.yaml" "$out/frontend.yaml"; rm -f "$out"/feats.*.frontend.yaml
         for f in wav.scp text utt2spk spk2utt segments utt2dur; do
             [ ! -f "data/$dset/$f" ] || cp "data/$dset/$f" "$out/$f"
         done
@@ -341,21 +343,25 @@ else
     # finish about 1.4x sooner than the same two one after the other with 2 threads.
     threads=$(( $(nproc) / train_jobs )); [ "$threads" -ge 1 ] || threads=1
     log "Stages 5-7: ${#experiments[@]} experiments, $train_jobs at a time, $threads thread(s) each"
+    declare -A log_start  # each asr.log is appended to: this run's part starts at this line
     for i in "${!experiments[@]}"; do
         exp=${experiments[$i]}
         while [ "$(jobs -rp | wc -l)" -ge "$train_jobs" ]; do sleep 1; done
         mkdir -p "$exp"; rm -f "$exp/.asr_ok"
+        lines=0; [ ! -f "$exp/asr.log" ] || lines=$(wc -l < "$exp/asr.log")
+        log_start[$exp]=$(( lines + 1 ))
         log "Stages 5-7 for $exp started (log: $exp/asr.log)"
         # set -e ends the job at its first failure, before it writes .asr_ok.
         ( export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+          echo "# $(date '+%Y-%m-%d %H:%M:%S') asr.sh stages $stage-$stop_stage"
           run_experiment "${experiment_configs[$i]}" "${experiment_seeds[$i]}" "$exp"
-          touch "$exp/.asr_ok" ) > "$exp/asr.log" 2>&1 &
+          touch "$exp/.asr_ok" ) >> "$exp/asr.log" 2>&1 &
     done
     wait
     failed=0
     for exp in "${experiments[@]}"; do
         if [ -f "$exp/.asr_ok" ]; then
-            grep -h -e "^score:" -e "real-time factor" "$exp/asr.log" >&2 || true
+            tail -n "+${log_start[$exp]}" "$exp/asr.log" | grep -h -e "^score:" -e "real-time factor" >&2 || true
         else
             log "ERROR: $exp failed; the end of $exp/asr.log:"; tail -n 5 "$exp/asr.log" >&2; failed=1
         fi

@@ -30,7 +30,8 @@ from collections import Counter
 from pathlib import Path
 
 from bljust.data.corpora import CorpusError
-from bljust.data.datadir import combine_data_dirs, write_data_dir
+from bljust.data.datadir import write_data_dir
+from bljust.data.datadir_tools import combine_data_dirs
 from bljust.text.normalize import normalize
 
 log = logging.getLogger(__name__)
