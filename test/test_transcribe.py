@@ -252,16 +252,14 @@ def test_raw_front_end_equals_a_raw_dump(corpus, tmp_path):
 
 def test_a_sentencepiece_token_list_travels_in_the_package(tmp_path):
     from bljust.decode.model_io import package_tokenizer, resolve_tokenizer
-    from bljust.train.setup import inference_info
+    from bljust.train.package import inference_info
 
     texts = [f"{a} {b} {c}" for a in WORDS for b in WORDS for c in ("THE CAT SAT", "ON THE MAT", "A BIG DOG")]
     tokenizer = build_tokenizer(texts, tmp_path / "sp", "unigram", vocab_size=20)
-    data = TrainData("unused", "unused", str(tmp_path / "sp"))
-
     class NoCmvn:
-        mean, frame_shift = None, 0.01
+        dir, mean, frame_shift = tmp_path / "unused", None, 0.01
 
-    info = inference_info(data, tokenizer, NoCmvn(), 80)
+    info = inference_info(tmp_path / "sp", tokenizer, NoCmvn(), 80)
     assert info["tokens"]["sp_model"].dtype == torch.uint8 and info["cmvn"] is None
     package = {"vocab_size": tokenizer.vocab_size, **info}
     own = package_tokenizer(package, "pkg.pt")

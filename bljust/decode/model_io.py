@@ -1,6 +1,6 @@
 """Load a trained model package (``model_best.pt`` / ``model_last.pt``) for inference.
 
-A package of format 2 (``bljust.train.checkpoint.model_package`` lists its keys) carries its
+A package of format 2 (``bljust.train.package.model_package`` lists its keys) carries its
 token list, CMVN statistics and front-end settings, so it decodes alone; one written before
 carries the network only, and needs the token folder and CMVN statistics it was trained with.
 Given both, a token list or CMVN that differs from the package's is an error naming both.

@@ -6,7 +6,7 @@
     text = s2t(waveform, rate)                                  # numpy [samples] or [samples, channels]
     hyps = Speech2Text.from_package(path, nbest=5)(waveform, rate)   # [(text, score), ...], best first
 
-The package (``bljust.train.checkpoint.model_package``) carries the token list, the CMVN statistics
+The package (``bljust.train.package.model_package``) carries the token list, the CMVN statistics
 and the front-end settings the model was trained with, so a waveform goes through what training's
 audio went through: downmixed to mono, resampled to the package's rate, turned into the same
 features (Kaldi fbank with the recorded settings, or 16-bit raw samples for an encoder that reads

@@ -6,7 +6,7 @@ and CPU and CUDA RNG states). "Exactly" holds on the same kind of device with th
 of processes and threads: the resumed run then computes the same numbers as an uninterrupted
 one (bit for bit on CPUs; on GPUs as far as the kernels are deterministic, which cuDNN's RNNs
 and atomics-based reductions are not unless ``torch.use_deterministic_algorithms`` is set);
-``model_best.pt`` / ``model_last.pt`` hold only what decoding needs (``model_package``).
+``model_best.pt`` / ``model_last.pt`` hold only what decoding needs (``package.py``).
 
 A resume reads the newest checkpoint that can be read (one damaged by a crash mid-write on
 another file system falls back to the one before) and lists every setting that differs from
@@ -41,39 +41,6 @@ def finite_state(module: torch.nn.Module, steps: int) -> dict:
     if bad:
         raise NonFiniteError(f"non-finite values in {', '.join(bad)} after step {steps}; nothing was saved")
     return state
-
-
-PACKAGE_FORMAT = 2  # 1 (no "format" key): config, input_dim, vocab_size, steps and model only
-
-
-def model_package(model: torch.nn.Module, model_config: dict, steps: int, inference: dict | None = None) -> dict:
-    """``model_best.pt`` / ``model_last.pt``: everything that turns audio into text, nothing more.
-
-    ``inference`` (``bljust.train.setup.inference_info``) adds what lies outside the network::
-
-        format      2
-        config      the model config (dict); input_dim, vocab_size, steps (ints); model (its state dict)
-        tokens      {token_type, symbols (list of str, id order), sp_model (uint8 tensor: the bytes of
-                    sp.model; sentencepiece only), source (the token folder it came from)}
-        cmvn        {mean, istd (float32 tensors [input_dim]: what the features were normalised with),
-                    source (the stats file)}, or None: trained without CMVN
-        frontend    {feats_type (fbank|raw), sample_rate, num_mel_bins, frame_length_ms, frame_shift_ms,
-                    dither, source (the frontend.yaml it was read from, or why defaults were assumed)}
-        decode      default decoding settings: {method: greedy}
-
-    A package written before format 2 has none of these; it decodes with ``--token_dir`` / ``--cmvn``.
-
-    Why one torch file and not safetensors: the package is read with ``torch.load(weights_only=True)``
-    (``load``), whose unpickler builds only tensors and plain data and refuses any other object, so
-    loading a package cannot run code; that is the safety safetensors would bring. It stays a single
-    file (the token list, CMVN and front end travel with the weights) and every reader (decoding,
-    checkpoint averaging, ``init:`` from a package) keeps working unchanged.
-    """
-    package = {"config": model_config, "input_dim": model.input_dim, "vocab_size": model.vocab_size, "steps": steps,
-               "model": finite_state(model, steps)}
-    if inference is not None:
-        package = {"format": PACKAGE_FORMAT, **package, **inference}
-    return package
 
 
 def step_checkpoints(ckpt_dir: str | os.PathLike) -> list[tuple[int, Path]]:

@@ -1,6 +1,6 @@
 """What a training run is built from (ESPnet's Task role): the token list, the datasets, the model,
-the batch streams, the strategy's plan and the optimizers, all from the config and the data paths;
-and what a model package carries besides the network (``inference_info``: tokens, CMVN, front end).
+the batch streams, the strategy's plan and the optimizers, all from the config and the data paths,
+and what its model packages carry besides the network (``package.inference_info``).
 
 The order of construction is part of the result: the model's initial weights come from the
 global RNG right after it is seeded, so ``build`` keeps that order fixed.
@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from bljust import distributed
-from bljust.config import ConfigError, from_dict, load_yaml
+from bljust.config import ConfigError
 from bljust.data.dataset import Batch, BucketBatchSampler, DumpError, FeatureDataset, collate
 from bljust.distributed import World
-from bljust.features.fbank import FbankConfig
 from bljust.fileio import atomic_write_text
 from bljust.models.asr_model import AsrModel
 from bljust.text.tokenizer import Tokenizer
 from bljust.train.batches import BatchStream
 from bljust.train.config import TrainConfig
 from bljust.train.optim import GroupOptimizers
+from bljust.train.package import inference_info
 from bljust.train.strategies import Chunk, Strategy
 
 log = logging.getLogger("bljust.train")
@@ -68,7 +68,7 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
     valid_set = FeatureDataset(data.valid_dir, data.cmvn, tokenizer)
     _require_utterances(train_set, valid_set)
     input_dim = train_set[train_set.utt_ids[0]][0].shape[1]
-    inference = inference_info(data, tokenizer, train_set, input_dim)
+    inference = inference_info(data.token_dir, tokenizer, train_set, input_dim)
     model = AsrModel(input_dim, tokenizer.vocab_size, config.model)
     model.to(device)
     distributed.broadcast_module(model)
@@ -104,54 +104,6 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
         groups, {name: (pc, strategy.phases[name].groups) for name, pc in config.phases.items()}, config.optim)
     return Setup(strategy, tokenizer, train_set, valid_set, model, groups, labeled, unlabeled, valid_batches, plan,
                  phase_total, optimizers, inference)
-
-
-FRONTEND_FILE = "frontend.yaml"  # beside a dump's feats.scp: how compute_fbank made it (stage 3)
-FEATS_TYPES = ("fbank", "raw")
-
-
-def frontend_info(train_dir: str | Path, input_dim: int, frame_shift: float) -> dict:
-    """The front end the training dump was made with, from ``<train_dir>/frontend.yaml`` (written by
-    ``bljust.bin.compute_fbank``): feats_type, sample_rate and, for fbank, FbankConfig's settings;
-    ``source`` says where they come from. A dump without the file (made before it was written) gets
-    compute_fbank's defaults, with the dump's own dimension and rate, and ``source`` says so."""
-    path = Path(train_dir) / FRONTEND_FILE
-    if path.is_file():
-        settings = load_yaml(path)
-        feats_type = settings.pop("feats_type", "fbank")
-        if feats_type not in FEATS_TYPES:
-            raise ConfigError(f"{path}: feats_type must be 'fbank' or 'raw', got {feats_type!r}")
-        fbank = from_dict(FbankConfig, settings, where=str(path))
-        source = str(path)
-    else:
-        feats_type = "raw" if input_dim == 1 else "fbank"
-        rate = round(1 / frame_shift) if feats_type == "raw" else FbankConfig.sample_rate
-        fbank = FbankConfig(sample_rate=rate, num_mel_bins=input_dim if feats_type == "fbank" else FbankConfig.num_mel_bins)
-        source = f"defaults (no {path}: a dump made before front-end settings were recorded)"
-    if feats_type == "fbank" and fbank.num_mel_bins != input_dim:
-        raise ConfigError(f"{path}: num_mel_bins {fbank.num_mel_bins}, but the features of {train_dir} have "
-                          f"dimension {input_dim}")
-    if feats_type == "raw":
-        if input_dim != 1:
-            raise ConfigError(f"{path}: feats_type raw, but the features of {train_dir} have dimension {input_dim}")
-        return {"feats_type": "raw", "sample_rate": fbank.sample_rate, "source": source}
-    return {"feats_type": "fbank", **asdict(fbank), "source": source}
-
-
-def inference_info(data: TrainData, tokenizer: Tokenizer, train_set: FeatureDataset, input_dim: int) -> dict:
-    """What a model package carries besides the network, so that it alone turns audio into text
-    (``checkpoint.model_package`` lists the keys): the token list, the CMVN statistics, the front end
-    and the default decoding."""
-    tokens = {"token_type": tokenizer.token_type, "symbols": list(tokenizer.symbols), "source": str(data.token_dir)}
-    if tokenizer.token_type != "char":
-        sp_model = Path(data.token_dir) / "sp.model"
-        tokens["sp_model"] = torch.frombuffer(bytearray(sp_model.read_bytes()), dtype=torch.uint8)
-    cmvn = None
-    if train_set.mean is not None:
-        cmvn = {"mean": torch.from_numpy(train_set.mean.copy()), "istd": torch.from_numpy(train_set.istd.copy()),
-                "source": str(data.cmvn)}
-    return {"tokens": tokens, "cmvn": cmvn, "frontend": frontend_info(data.train_dir, input_dim, train_set.frame_shift),
-            "decode": {"method": "greedy"}}
 
 
 def _require_utterances(*datasets: FeatureDataset) -> None:

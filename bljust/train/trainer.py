@@ -1,11 +1,10 @@
 """The training loop shared by every strategy: the plan's chunks of steps, state, resume and signals.
 
-It names no strategy: the strategy object (``strategies.py``) supplies the plan, the weight of g,
-the loss of a step and the groups each phase trains. ``setup.py`` builds what a run is made of,
-``step.py`` computes a step's gradients, ``logs.py`` writes what happened (a row per step; per
-chunk a row, a validation and a checkpoint), ``checkpoint.py`` reads and writes checkpoints.
-A checkpoint holds everything the next step depends on (model, optimizers, both streams'
-positions, generators, RNG states, the strategy's counters), so a resumed run continues exactly.
+It names no strategy: the strategy (``strategies.py``) supplies the plan, the weight of g, the loss
+of a step and the groups each phase trains. ``setup.py`` builds the run, ``step.py`` computes a
+step's gradients, ``logs.py`` writes what happened, ``checkpoint.py`` and ``package.py`` what it
+made. A checkpoint (after every chunk) holds everything the next step depends on (model, optimizers,
+streams, generators, RNG states, the strategy's counters), so a resumed run continues exactly.
 """
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from bljust.fileio import atomic_write_text
 from bljust.train import checkpoint, diagnostics, logs
 from bljust.train.config import TrainConfig
 from bljust.train.optim import lr_factor
+from bljust.train.package import model_package
 from bljust.train.precision import Precision
 from bljust.train.progress import Progress
 from bljust.train.setup import TrainData, build
@@ -279,7 +279,7 @@ class Trainer:
         if best:
             p.best_valid = valid[0]
         if self.world.is_main:
-            package = checkpoint.model_package(self.model, to_dict(self.config.model), p.steps, s.inference)
+            package = model_package(self.model, to_dict(self.config.model), p.steps, s.inference)
             if best:
                 checkpoint.save(package, self.exp_dir / "model_best.pt")
             checkpoint.save(package, self.exp_dir / "model_last.pt")
