@@ -195,7 +195,7 @@ class ProgressLine:
         joint 3/10 | step 420/1420 (joint 300/1100) | f 1.234 g 2.345 | gamma 0.200 | lr 5.00e-03 |
         2.7 steps/s, 41 s audio/s | ETA phase 5m, run 6m
 
-    f and g are means over the steps since the previous line; speeds count time in steps only
+    f and g are means over the steps of the phase since the previous line; speeds count time in steps only
     (validation and checkpoints excluded), so the ETAs leave those out too."""
 
     def __init__(self, interval: int, plan: list[Chunk], phase_total: dict[str, int]):
@@ -203,11 +203,14 @@ class ProgressLine:
         self.plan_total = sum(c.steps for c in plan)
         self._since: dict[str, list[float]] = {"f": [], "g": []}
         self._start: tuple[int, float, float] | None = None  # (steps, wall_s, audio hours) at the previous line
+        self._phase = ""
 
     def add(self, progress: Progress, chunk: Chunk, row: dict, weight: tuple[str, float] | None) -> None:
         """After each step (its time counted): collect its f and g; every ``interval`` steps write the line."""
         if self._start is None:  # a fresh or resumed run: speeds are measured from its first step on
             self._start = (progress.steps, progress.wall_s, progress.labeled_hours + progress.unlabeled_hours)
+        if chunk.phase != self._phase:  # f and g are means over this phase's steps only
+            self._since, self._phase = {"f": [], "g": []}, chunk.phase
         for name in ("f", "g"):
             if row[name] != "":
                 self._since[name].append(row[name])
