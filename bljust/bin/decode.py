@@ -147,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     dataset = FeatureDataset(args.data_dir)
-    if len(dataset) and dataset[dataset.utt_ids[0]][0].shape[1] != model.input_dim:
-        print(f"ERROR: {args.data_dir}: features of dimension {dataset[dataset.utt_ids[0]][0].shape[1]}, but "
+    dim = dataset[dataset.utt_ids[0]][0].shape[1] if len(dataset) else model.input_dim
+    if dim != model.input_dim:
+        print(f"ERROR: {args.data_dir}: features of dimension {dim}, but "
               f"{model_path} was trained on dimension {model.input_dim}", file=sys.stderr)
         return 1
     if cmvn is not None:  # the package's, or --cmvn's (equal to it where the package has one)
