@@ -162,6 +162,31 @@ def test_changed_config_is_refused_on_resume(tiny_corpus, tmp_path):
     assert r.returncode == 0 and "continuing with the current ones" in r.stderr
 
 
+def test_another_token_list_or_train_set_is_refused_on_resume(tiny_corpus, tmp_path):
+    import shutil
+
+    cfg = write_config(tmp_path / "sup.yaml", phases={"train": {"steps": 2}}, max_epochs=1)
+    exp = tmp_path / "exp"
+    assert run(train_cmd(tiny_corpus, cfg, exp)).returncode == 0
+    state = checkpoint.load(checkpoint.step_checkpoints(exp / "checkpoints")[-1][1])
+    assert set(state["fingerprints"]) == {"token list", "train set"}  # supervised: no unlabeled set
+    tokens = Path(shutil.copytree(tiny_corpus["token_dir"], tmp_path / "tokens"))
+    lines = (tokens / "tokens.txt").read_text().splitlines()
+    (tokens / "tokens.txt").write_text("\n".join(lines + [f"@ {len(lines)}"]) + "\n")  # one more symbol
+    train = Path(shutil.copytree(tiny_corpus["train_dir"], tmp_path / "train"))
+    for name in ("feats.scp", "utt2num_frames", "text"):  # one utterance fewer
+        (train / name).write_text("".join((train / name).read_text().splitlines(keepends=True)[1:]))
+    moved = {**tiny_corpus, "train_dir": str(shutil.copytree(tiny_corpus["train_dir"], tmp_path / "moved"))}
+    for corpus, what, source in (({**tiny_corpus, "token_dir": str(tokens)}, "token list", tokens),
+                                 ({**tiny_corpus, "train_dir": str(train)}, "train set", train)):
+        r = run(train_cmd(corpus, cfg, exp))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"({what}: " in r.stderr and f"-> {source} (fingerprint " in r.stderr, r.stderr
+    assert run(train_cmd(moved, cfg, exp)).returncode == 0  # the same set elsewhere is the same set
+    r = run(train_cmd({**tiny_corpus, "train_dir": str(train)}, cfg, exp, "--allow_config_change"))
+    assert r.returncode == 0 and "continuing with the current ones" in r.stderr, r.stderr
+
+
 def test_missing_init_file_is_a_clear_error(tiny_corpus, tmp_path):
     cfg = write_config(tmp_path / "sup.yaml", phases={"train": {"steps": 2}}, max_epochs=1,
                        init=str(tmp_path / "gone.pt"))

@@ -116,7 +116,7 @@ def run(recipe: Path, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 def test_end_to_end(recipe):
     proc = run(recipe, "--train_config", "conf/tiny.yaml conf/tiny_bljust.yaml")
-    exp = recipe / "exp" / "asr_tiny"
+    exp = recipe / "exp" / "asr_tiny_train_labeled_fbank_char"
     scores = json.loads((exp / "decode_test_decode_greedy" / "scores.json").read_text())
     assert scores["num_utts"] == 6 and scores["wer"]["ref_len"] > 0
     results = (exp / "RESULTS.md").read_text()
@@ -124,19 +124,20 @@ def test_end_to_end(recipe):
     # run.sh trains its experiments at the same time (--train_jobs), each logging to its folder.
     assert "Stages 5-7: 2 experiments, 3 at a time" in proc.stderr
     assert "| decode_test_decode_greedy | 6 |" in (exp / "asr.log").read_text()
-    assert "score: exp/asr_tiny_bljust/decode_test_decode_lm: WER" in proc.stderr
+    assert "score: exp/asr_tiny_bljust_train_labeled_fbank_char/decode_test_decode_lm: WER" in proc.stderr
     assert (exp / "run.sh").exists() and (exp / "training_curves.png").exists()
     assert len((exp / "train_log.csv").read_text().splitlines()) == 3  # header + one row per epoch
     steps = len((exp / "train_steps.csv").read_text().splitlines()) - 1
     assert json.loads((exp / "budget.json").read_text())["train_steps"] == steps > 0
-    bljust = json.loads((recipe / "exp" / "asr_tiny_bljust" / "budget.json").read_text())
+    bljust = json.loads((recipe / "exp" / "asr_tiny_bljust_train_labeled_fbank_char" / "budget.json").read_text())
     assert (bljust["explore_steps"], bljust["joint_steps"], bljust["finetune_steps"]) == (2, 4, 2)
     assert bljust["unlabeled_hours"] > 0
     # Both experiments side by side, with their budgets.
     comparison = (recipe / "exp" / "comparison_test.md").read_text()
-    assert "| tiny | supervised | 1 |" in comparison and "| tiny_bljust | bljust | 1 |" in comparison
+    assert "| tiny_train_labeled_fbank_char | supervised | 1 |" in comparison
+    assert "| tiny_bljust_train_labeled_fbank_char | bljust | 1 |" in comparison
     assert "WER % (decode_greedy) | CER % (decode_greedy) | WER % (decode_lm) | CER % (decode_lm)" in comparison
-    assert "asr_tiny, decode_test_decode_lm:\n    utt: " in comparison  # example transcripts
+    assert "asr_tiny_train_labeled_fbank_char, decode_test_decode_lm:\n    utt: " in comparison  # example transcripts
     assert "real-time factor" in proc.stderr
     assert (recipe / "exp" / "comparison_test.png").exists()
     # Every data directory the recipe wrote follows Kaldi's rules.
@@ -150,7 +151,7 @@ def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
     run(recipe, "--stage", "5", "--train_config", "conf/tiny_conformer.yaml conf/tiny_mlm.yaml")
     for name, phases in (("tiny_conformer", {"explore_steps": 2, "joint_steps": 4, "finetune_steps": 2}),
                          ("tiny_mlm", {"pretrain_steps": 2, "finetune_steps": 4})):
-        exp = recipe / "exp" / f"asr_{name}"
+        exp = recipe / "exp" / f"asr_{name}_train_labeled_fbank_char"
         budget = json.loads((exp / "budget.json").read_text())
         assert {k: budget[k] for k in phases} == phases and budget["unlabeled_hours"] > 0
         assert json.loads((exp / "decode_test_decode_greedy" / "scores.json").read_text())["num_utts"] == 6
@@ -163,7 +164,7 @@ def test_conformer_and_masked_prediction_configs_run_end_to_end(recipe):
 def test_just_rnnt_and_wav2vec2_on_raw_audio_run_end_to_end(recipe):
     run(recipe, "--stage", "5", "--train_config", "conf/tiny_just_rnnt.yaml",
         "--decode_config", "conf/decode_greedy.yaml conf/decode_beam.yaml")
-    exp = recipe / "exp" / "asr_tiny_just_rnnt"
+    exp = recipe / "exp" / "asr_tiny_just_rnnt_train_labeled_fbank_char"
     assert json.loads((exp / "budget.json").read_text())["joint_steps"] == 4
     for name in ("decode_greedy", "decode_beam"):  # beam: the RNN-T head's own search
         assert json.loads((exp / f"decode_test_{name}" / "scores.json").read_text())["num_utts"] == 6
@@ -174,7 +175,7 @@ def test_just_rnnt_and_wav2vec2_on_raw_audio_run_end_to_end(recipe):
     raw = recipe / "dump" / "raw"
     assert (raw / "train_labeled" / "frame_shift").read_text() == "6.25e-05\n" and not (raw / "train_labeled" / "cmvn.ark").exists()
     validate_data_dir(raw / "train_labeled", require_feats=True)
-    exp = recipe / "exp" / "asr_tiny_w2v"
+    exp = recipe / "exp" / "asr_tiny_w2v_train_labeled_raw_char"
     budget = json.loads((exp / "budget.json").read_text())
     # hours of audio, not rows: 3 labeled batches of at most 40 s
     assert 0 < budget["labeled_hours"] <= 3 * 40 / 3600 + 1e-3 and budget["unlabeled_hours"] > 0
@@ -187,19 +188,19 @@ def test_lm_decoding_and_decoding_folders_named_by_their_overrides(recipe):
     assert {line.split()[0] for line in lexicon if line} == labeled  # the labeled vocabulary, nothing else
     assert (recipe / "data" / "lang" / "char" / "lm_word.arpa").read_text().startswith("\n\\data\\\n")
     proc = run(recipe, "--stage", "6", "--decode_config", "conf/decode_greedy.yaml conf/decode_lm.yaml")
-    exp = recipe / "exp" / "asr_tiny"
+    exp = recipe / "exp" / "asr_tiny_train_labeled_fbank_char"
     for name in ("decode_greedy", "decode_lm"):
         assert json.loads((exp / f"decode_test_{name}" / "scores.json").read_text())["num_utts"] == 6
         assert "real-time factor" in (exp / f"decode_test_{name}" / "log" / "decode.log").read_text()
-    assert "Stage 6 (decoding test with exp/asr_tiny): already done" in proc.stderr  # run.sh's default decodings
+    assert "Stage 6 (decoding test with exp/asr_tiny_train_labeled_fbank_char): already done" in proc.stderr  # run.sh's default decodings
     run(recipe, "--stage", "6", "--decode_config", "conf/decode_lm.yaml", "--decode_args", "--lm_weight 0.5")
     assert (exp / "decode_test_decode_lm_lm_weight0.5" / "scores.json").exists()  # never the stale decode_lm
     # A new model (or an edited decode config) decodes again: no stale hypotheses are scored.
     model = exp / "model_best.pt"
     os.utime(model, (model.stat().st_atime, model.stat().st_mtime + 10))
     proc = run(recipe, "--stage", "6", "--decode_config", "conf/decode_greedy.yaml")
-    assert "the model or the decode config changed since exp/asr_tiny/decode_test_decode_greedy was decoded" in proc.stderr
-    assert "Stage 7: scoring exp/asr_tiny/decode_test_decode_greedy" in proc.stderr
+    assert "the model or the decode config changed since exp/asr_tiny_train_labeled_fbank_char/decode_test_decode_greedy was decoded" in proc.stderr
+    assert "Stage 7: scoring exp/asr_tiny_train_labeled_fbank_char/decode_test_decode_greedy" in proc.stderr
     proc = run(recipe, "--stage", "6", "--decode_config", "conf/decode_greedy.yaml")
     assert "already done for this model and config" in proc.stderr
 
@@ -208,18 +209,18 @@ def test_rerun_skips_finished_stages(recipe):
     proc = run(recipe)
     for what in ("Stage 1 (data preparation): already done", "Stage 3 (features for train_labeled): already done",
                  "Stage 4 (token list): already done", "Stage 4 (lexicon and n-gram LMs): already done",
-                 "Stage 5: training exp/asr_tiny",
-                 "Stage 6 (decoding test with exp/asr_tiny): already done",
-                 "Stage 7 (scoring test with exp/asr_tiny): already done"):
+                 "Stage 5: training exp/asr_tiny_train_labeled_fbank_char",
+                 "Stage 6 (decoding test with exp/asr_tiny_train_labeled_fbank_char): already done",
+                 "Stage 7 (scoring test with exp/asr_tiny_train_labeled_fbank_char): already done"):
         assert what in proc.stderr
     # the training stage's own log (through cmd.sh) says why it did nothing
-    assert "training already finished" in (recipe / "exp/asr_tiny/log/train.log").read_text()
+    assert "training already finished" in (recipe / "exp/asr_tiny_train_labeled_fbank_char/log/train.log").read_text()
 
 
 def test_other_config_gets_its_own_experiment(recipe):
     run(recipe, "--stage", "5", "--train_config", "conf/tiny_other.yaml")
-    assert (recipe / "exp" / "asr_tiny_other" / "RESULTS.md").exists()
-    assert (recipe / "exp" / "asr_tiny" / "RESULTS.md").exists()
+    assert (recipe / "exp" / "asr_tiny_other_train_labeled_fbank_char" / "RESULTS.md").exists()
+    assert (recipe / "exp" / "asr_tiny_train_labeled_fbank_char" / "RESULTS.md").exists()
 
 
 def test_failed_parallel_experiment_is_reported(recipe):
@@ -229,9 +230,9 @@ def test_failed_parallel_experiment_is_reported(recipe):
     proc = run(recipe, "--stage", "5", "--train_jobs", "2", "--train_config", "conf/tiny_other.yaml conf/tiny_broken.yaml",
                check=False)
     assert proc.returncode != 0
-    assert "ERROR: exp/asr_tiny_broken failed; the end of exp/asr_tiny_broken/asr.log:" in proc.stderr
+    assert "ERROR: exp/asr_tiny_broken_train_labeled_fbank_char failed; the end of exp/asr_tiny_broken_train_labeled_fbank_char/asr.log:" in proc.stderr
     assert "no_such_key" in proc.stderr
-    assert (recipe / "exp" / "asr_tiny_other" / ".asr_ok").exists()  # the other one finished
+    assert (recipe / "exp" / "asr_tiny_other_train_labeled_fbank_char" / ".asr_ok").exists()  # the other one finished
     proc = run(recipe, "--stage", "5", "--train_jobs", "two", check=False)
     assert proc.returncode != 0 and "--train_jobs must be a positive integer, got 'two'" in proc.stderr
 

@@ -237,7 +237,9 @@ def test_new_recipe_runs_stages_1_to_7(full_run):
     assert (recipe / "data" / "token_list" / "char" / "tokens.txt").exists()
     assert (recipe / "data" / "lang" / "char" / "lexicon.txt").exists()
     experiments = sorted(p.name for p in (recipe / "exp").glob("asr_*"))
-    assert [e.split("_max_epochs")[0] for e in experiments] == ["asr_train_bljust", "asr_train_supervised"]
+    # named after the config and what it trained on: train set, feats type, token type
+    assert [e.split("_max_epochs")[0] for e in experiments] == ["asr_train_bljust_train_fbank_char",
+                                                                 "asr_train_supervised_train_fbank_char"]
     for exp in experiments:
         scores = json.loads((recipe / "exp" / exp / "decode_test_decode_greedy" / "scores.json").read_text())
         assert scores["num_utts"] == len(texts["test"]) and scores["wer"]["ref_len"] > 0

@@ -18,7 +18,8 @@ from bljust.models.asr_model import AsrModel, ModelConfig
 from bljust.text.tokenizer import Tokenizer
 from bljust.train.config import load_train_config
 from bljust.train import checkpoint
-from bljust.train.strategies import STRATEGIES, Chunk, penalty
+from bljust.train.logs import chunk_label
+from bljust.train.strategies import STRATEGIES, Chunk, cut_long, penalty
 from bljust.train.errors import NonFiniteError, TrainingError
 from bljust.train.precision import Precision
 from bljust.train.step import GradientStep
@@ -146,6 +147,15 @@ def test_plans_of_each_strategy():
     assert [c.phase for c in plan("bljust", 1, {**steps, "explore": 0, "finetune": 0})] == ["joint"]
 
 
+def test_long_chunks_are_cut_into_parts():
+    plan = [Chunk("explore", 1, 5), Chunk("finetune", 0, 2500)]
+    cut = cut_long(plan, 1000)
+    assert [(c.phase, c.epoch, c.steps, c.part, c.parts) for c in cut] == [
+        ("explore", 1, 5, 1, 1), ("finetune", 0, 834, 1, 3), ("finetune", 0, 833, 2, 3), ("finetune", 0, 833, 3, 3)]
+    assert cut_long(plan, 0) == plan
+    assert chunk_label(cut[2], cut) == "finetune part 2/3" and chunk_label(cut[0], cut) == "explore 1/1"
+
+
 @pytest.mark.parametrize("module", ["trainer", "setup", "step", "logs", "progress", "checkpoint", "config"])
 def test_only_the_strategies_name_a_strategy(module):
     """The training core and the config are generic: strategies own their names, phases and settings."""
@@ -175,6 +185,15 @@ def test_baselines_train_their_groups(tiny_corpus, tmp_path, strategy):
     assert "gamma" not in rows[0]  # only BL-JUST's weight of g is a penalty
     if strategy == "pt_ft":
         assert [r["phase"] for r in rows] == ["pretrain"] * 4 + ["finetune"] * 4
+    if strategy == "supervised":  # it reads no unlabeled speech: no unsupervised head, no g anywhere
+        assert trainer.model.unsup is None and trainer.groups["eta"] == []
+        assert all(r["g"] == "" for r in rows)
+        log = (tmp_path / "train.log").read_text()
+        assert "no unsupervised head" in log and "g reaches" not in log and " g " not in log.split("train 1/2 done")[1]
+        with open(tmp_path / "train_log.csv", newline="") as f:
+            assert {r["valid_g"] for r in csv.DictReader(f)} == {""}
+        package = checkpoint.load(tmp_path / "model_best.pt")
+        assert package["config"]["unsup"] == "none" and not any(k.startswith("unsup.") for k in package["model"])
     budget = trainer.budget()
     assert budget["steps"] == len(rows) and budget["labeled_hours"] > 0
 

@@ -54,15 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     counts = {k: sum(p.numel() for p in ps) for k, ps in model.parameter_groups().items()}
-    print(f"{args.config}: encoder {config.encoder}, supervised head {config.sup}, unsupervised head {config.unsup}")
+    unsup = (config.unsup if model.unsup is not None
+             else f"none (strategy {config.strategy} reads no unlabeled speech)")
+    print(f"{args.config}: encoder {config.encoder}, supervised head {config.sup}, unsupervised head {unsup}")
     for group, what in (("theta", "encoder"), ("phi", "supervised head"), ("eta", "unsupervised head")):
         print(f"  {group:5s} {counts[group]:>11,d} parameters ({what})")
     reach = theta_reach(model, random_batch(input_dim, args.vocab_size, rows_per_frame=160 if raw else 1))
-    print(f"  {'theta block':24s} {'parameters':>11s} {'f reaches':>10s} {'g reaches':>10s}")
+    print(f"  {'theta block':24s} {'parameters':>11s}" + "".join(f" {loss + ' reaches':>10s}" for loss in reach))
     for block, (_, total) in reach["f"].items():
-        pct = {loss: 100.0 * reach[loss][block][0] / total for loss in ("f", "g")}
-        print(f"  {block:24s} {total:>11,d} {pct['f']:>9.1f}% {pct['g']:>9.1f}%")
-    for loss in ("f", "g"):
+        print(f"  {block:24s} {total:>11,d}" + "".join(f" {100.0 * r[block][0] / total:>9.1f}%" for r in reach.values()))
+    for loss in reach:
         print(f"{loss} reaches {reach_percent(reach[loss]):.1f}% of theta")
     return 0
 

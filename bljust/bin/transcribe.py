@@ -1,7 +1,7 @@
 """Transcribe audio files with a trained model package, nothing else needed.
 
-    python -m bljust.bin.transcribe exp/asr_train_bljust a.wav b.flac c.mp3
-    python -m bljust.bin.transcribe exp/asr_train_bljust/model_last.pt --wav_scp data/test/wav.scp \\
+    python -m bljust.bin.transcribe exp/asr_train_bljust_train_labeled_fbank_char a.wav b.flac c.mp3
+    python -m bljust.bin.transcribe exp/asr_train_bljust_train_labeled_fbank_char/model_last.pt --wav_scp data/test/wav.scp \\
         [--beam_size 10 [--lexicon data/lang/char/lexicon.txt --lm data/lang/char/lm_word.arpa]] [--ngpu 1]
 
 prints "<name> <text>" per input on stdout, in the order given: the name is the file's stem

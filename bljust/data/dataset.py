@@ -9,6 +9,7 @@ seconds, so budgets mean the same audio for any front end.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -102,6 +103,15 @@ class FeatureDataset:
                                 f"'{utt}' of {self.dir} has features of dimension {mat.shape[-1]}")
             mat = (mat - self.mean) * self.istd
         return mat, (self.targets[utt] if self.targets is not None else None)
+
+    def fingerprint(self) -> str:
+        """A digest of what training reads from this set: its utterance ids, lengths and token ids
+        (not the feature values, nor where they are stored, so a moved dump keeps its fingerprint)."""
+        digest = hashlib.sha256()
+        for utt in sorted(self.num_frames):
+            target = "" if self.targets is None else ",".join(map(str, self.targets[utt]))
+            digest.update(f"{utt} {self.num_frames[utt]} {target}\n".encode())
+        return digest.hexdigest()[:16]
 
     def hours(self, utts: list[str] | None = None) -> float:
         utts = self.utt_ids if utts is None else utts

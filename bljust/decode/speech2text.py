@@ -2,7 +2,7 @@
 
     from bljust.decode.speech2text import Speech2Text
 
-    s2t = Speech2Text.from_package("exp/asr_train_bljust")     # its model_best.pt, or any package file
+    s2t = Speech2Text.from_package("exp/asr_train_bljust_train_labeled_fbank_char")     # its model_best.pt, or any package file
     text = s2t(waveform, rate)                                  # numpy [samples] or [samples, channels]
     hyps = Speech2Text.from_package(path, nbest=5)(waveform, rate)   # [(text, score), ...], best first
 

@@ -42,7 +42,7 @@ class ModelConfig:
     encoder_conf: dict = field(default_factory=dict)
     sup: str = "ctc"
     sup_conf: dict = field(default_factory=dict)
-    unsup: str = "cpc"
+    unsup: str = "cpc"  # "none": no unsupervised head (a run that uses no unlabeled speech)
     unsup_conf: dict = field(default_factory=dict)
     # "utterance": subtract each utterance's mean feature vector (over its valid frames) before the
     # encoder, on top of the global CMVN of the data: removes a voice's and a channel's average
@@ -51,6 +51,7 @@ class ModelConfig:
 
 
 INPUT_NORMS = ("none", "utterance")
+NO_UNSUP = "none"
 
 
 def utterance_mean_norm(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -72,14 +73,16 @@ class AsrModel(nn.Module):
         super().__init__()
         enc_cls, enc_conf = _build(ENCODERS, "encoder", config.encoder, config.encoder_conf, where)
         sup_cls, sup_conf = _build(SUP_HEADS, "sup", config.sup, config.sup_conf, where)
-        unsup_cls, unsup_conf = _build(UNSUP_HEADS, "unsup", config.unsup, config.unsup_conf, where)
         self.encoder = enc_cls(input_dim, enc_conf)
-        try:
-            unsup_cls.check_encoder(self.encoder, unsup_conf)
-        except ValueError as e:
-            raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
         self.sup: SupervisedHead = sup_cls(self.encoder.output_dim, vocab_size, sup_conf)
-        self.unsup: UnsupHead = unsup_cls(self.encoder.output_dim, self.encoder.latent_dim, unsup_conf)
+        self.unsup: UnsupHead | None = None
+        if config.unsup != NO_UNSUP:
+            unsup_cls, unsup_conf = _build(UNSUP_HEADS, "unsup", config.unsup, config.unsup_conf, where)
+            try:
+                unsup_cls.check_encoder(self.encoder, unsup_conf)
+            except ValueError as e:
+                raise ConfigError(f"{where}: encoder '{config.encoder}' cannot be used with unsup '{config.unsup}': {e}") from None
+            self.unsup = unsup_cls(self.encoder.output_dim, self.encoder.latent_dim, unsup_conf)
         if config.input_norm not in INPUT_NORMS:
             raise ConfigError(f"{where}: unknown input_norm '{config.input_norm}' (known: {', '.join(INPUT_NORMS)})")
         self.utterance_norm = config.input_norm == "utterance"
@@ -110,6 +113,8 @@ class AsrModel(nn.Module):
         stays grad g (BL-JUST's ``eta_grad_scale: one``, where g enters the joint loss unweighted).
         """
         head = self.unsup
+        if head is None:
+            raise ValueError("this model has no unsupervised head (unsup: none), so it has no loss g")
         out_lengths = self.encoder.output_lengths(lengths)
         mask = head.sample_mask(out_lengths, int(self.encoder.output_lengths(torch.tensor(feats.shape[1]))), generator)
         mask_embedding = head.mask_embedding
@@ -136,5 +141,5 @@ class AsrModel(nn.Module):
         return {
             "theta": list(self.encoder.parameters()),
             "phi": list(self.sup.parameters()),
-            "eta": list(self.unsup.parameters()),
+            "eta": [] if self.unsup is None else list(self.unsup.parameters()),
         }

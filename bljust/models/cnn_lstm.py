@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bljust.models.encoder import EncoderOutput, apply_mask, halve_lengths, lengths_to_padding_mask
 from bljust.models.norm import MaskedBatchNorm2d
@@ -56,6 +55,39 @@ class ConvLayer(nn.Module):
         """x [B, C_in, T, F], valid [B, T/stride] (False: padding) -> [B, C_out, T/stride, F/stride]"""
         y = torch.relu(self.norm(self.conv(x), valid))
         return x + y if self.residual else y
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """x [B, T, D], lengths [B] -> each row's first lengths[b] frames in reverse order, padding in
+    place (its own inverse)."""
+    steps = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+    source = lengths[:, None] - 1 - steps
+    source = torch.where(source >= 0, source, steps)
+    return x.gather(1, source.unsqueeze(-1).expand_as(x))
+
+
+def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """A bidirectional, batch-first ``lstm`` on padded x [B, T, D] with lengths [B] -> [B, T, 2H],
+    zero at padded frames: what it gives on the packed sequences, computed on padded tensors.
+
+    Why not ``pack_padded_sequence``: on a CPU a packed LSTM runs step by step, 2-4x slower than
+    the fused kernel a padded batch gets (bench/lstm_speed.py). Each direction runs on its own:
+    the forward one reads padding only after an utterance's last frame, and the backward one
+    reads every utterance reversed within its length, so no valid output sees padding."""
+    pad = lengths_to_padding_mask(lengths, x.shape[1]).unsqueeze(-1)
+    x = x.masked_fill(pad, 0.0)  # whatever padding held cannot reach a gradient
+    for layer in range(lstm.num_layers):
+        if layer:
+            x = nn.functional.dropout(x, lstm.dropout, lstm.training)
+        outputs = []
+        for suffix in ("", "_reverse"):
+            weights = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            inputs = x if not suffix else reverse_padded(x, lengths)
+            zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+            out = torch.lstm(inputs, (zeros, zeros), weights, True, 1, 0.0, lstm.training, False, True)[0]
+            outputs.append(out if not suffix else reverse_padded(out, lengths))
+        x = torch.cat(outputs, dim=-1).masked_fill(pad, 0.0)
+    return x
 
 
 class CnnLstmEncoder(nn.Module):
@@ -111,7 +143,5 @@ class CnnLstmEncoder(nn.Module):
         if not need_context:
             return EncoderOutput(latent, None, out_lengths)
         masked = apply_mask(latent, mask, mask_embedding)
-        packed = pack_padded_sequence(self.dropout(masked), out_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        context, _ = self.lstm(packed)
-        context, _ = pad_packed_sequence(context, batch_first=True, total_length=t)
+        context = bilstm_padded(self.lstm, self.dropout(masked), out_lengths.to(masked.device))
         return EncoderOutput(latent, self.dropout(context), out_lengths)

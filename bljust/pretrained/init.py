@@ -221,6 +221,8 @@ def load_package(model: nn.Module, package: dict, path: str | os.PathLike) -> li
                      f"this config has {model.config.input_norm}")
     for name in ("sup", "unsup"):
         head = getattr(model, name)
+        if head is None:
+            continue
         theirs = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
         mine = head.state_dict()
         fits = (config.get(name) == getattr(model.config, name) and package["vocab_size"] == model.vocab_size

@@ -7,6 +7,7 @@ both kinds, so decoding is the same for both.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ class TokenListError(ValueError):
 class Tokenizer:
     def __init__(self, token_dir: str | os.PathLike):
         token_dir = Path(token_dir)
+        self.source = token_dir
         self.token_type: str = _read_info(token_dir / "tokenizer.yaml")
         tokens = token_dir / "tokens.txt"
         self.symbols: list[str] = []
@@ -47,15 +49,22 @@ class Tokenizer:
             self.symbols.append(fields[0])
         if self.symbols[:2] != [BLANK, UNK]:
             raise TokenListError(f"{tokens}: ids 0 and 1 must be {BLANK} and {UNK}")
-        self._sp = None
+        self._sp, self._sp_bytes = None, b""
         if self.token_type != "char":
             import sentencepiece as spm
 
             model = token_dir / "sp.model"
             try:
                 self._sp = spm.SentencePieceProcessor(model_file=str(model))
+                self._sp_bytes = model.read_bytes()
             except (OSError, RuntimeError) as e:
                 raise TokenListError(f"{model}: not a readable sentencepiece model ({reason(e)})") from None
+
+    def fingerprint(self) -> str:
+        """A digest of the token type, the symbols in id order and the sentencepiece model."""
+        digest = hashlib.sha256(f"{self.token_type}\n{chr(10).join(self.symbols)}\n".encode())
+        digest.update(self._sp_bytes)
+        return digest.hexdigest()[:16]
 
     @property
     def vocab_size(self) -> int:

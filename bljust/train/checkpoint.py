@@ -128,10 +128,16 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
     return out
 
 
-def resume_changes(state: dict, config: dict, world_size: int) -> list[str]:
+def resume_changes(state: dict, config: dict, world_size: int, fingerprints: dict | None = None) -> list[str]:
     """What would change if the run that wrote ``state`` went on with ``config`` on ``world_size``
-    processes (operational settings aside)."""
+    processes (operational settings aside) and with the data of ``fingerprints``
+    (``setup.data_fingerprints``; a checkpoint written before they were kept is not compared)."""
     changes = [d for d in config_differences(state["config"], config) if d.split(":")[0] not in OPERATIONAL_KEYS]
+    saved = state.get("fingerprints") or {}
+    for name, now in (fingerprints or {}).items():
+        if name in saved and saved[name]["sha"] != now["sha"]:
+            changes.append(f"{name}: {saved[name]['source']} (fingerprint {saved[name]['sha']}) -> "
+                           f"{now['source']} (fingerprint {now['sha']})")
     if len(state["ranks"]) != world_size:
         changes.append(f"processes: {len(state['ranks'])} -> {world_size}")
     return changes

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from bljust.config import from_dict, load_yaml, merge, to_dict
 from bljust.features.specaug import SpecAugConfig
-from bljust.models.asr_model import ModelConfig
+from bljust.models.asr_model import NO_UNSUP, ModelConfig
 from bljust.train.precision import PRECISIONS
 from bljust.train.strategies import DEFAULT_STRATEGY, STRATEGIES
 
@@ -95,6 +95,7 @@ class TrainConfig:
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     checkpoint_interval: int = 0  # also checkpoint every this many steps (0: only at the end of each chunk)
+    chunk_steps: int = 1000  # a longer stretch of one phase is cut into chunks of at most this many steps; 0 = never
     log_interval: int = 100  # a progress line in train.log every this many steps (ETA, speed, f, g); 0 = off
     diag_interval: int = 25  # every this many steps log cos(grad_theta f, grad_theta g) and their norms; 0 = off
     keep_checkpoints: int = 5  # newest checkpoints kept on disk
@@ -108,7 +109,7 @@ class TrainConfig:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        for name in ("log_interval", "diag_interval", "checkpoint_interval"):
+        for name in ("chunk_steps", "log_interval", "diag_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_nonfinite_in_a_row < 1:
@@ -137,7 +138,9 @@ class TrainConfig:
 
     @property
     def model(self) -> ModelConfig:
-        return ModelConfig(self.encoder, self.encoder_conf, self.sup, self.sup_conf, self.unsup, self.unsup_conf,
+        """The network; a run that reads no unlabeled speech builds no unsupervised head."""
+        unsup = self.unsup if self.uses_unlabeled else NO_UNSUP
+        return ModelConfig(self.encoder, self.encoder_conf, self.sup, self.sup_conf, unsup, self.unsup_conf,
                            self.input_norm)
 
 

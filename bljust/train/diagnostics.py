@@ -33,8 +33,8 @@ def measuring(model: nn.Module):
 
 @torch.no_grad()
 def validate(model: AsrModel, batches: list[Batch], tokenizer: Tokenizer,
-             references: dict[str, list[int]]) -> tuple[float, float, float]:
-    """(mean f, mean g, greedy CER) over the validation batches."""
+             references: dict[str, list[int]]) -> tuple[float, float | None, float]:
+    """(mean f, mean g or None without an unsupervised head, greedy CER) over the validation batches."""
     total_f = total_g = 0.0
     refs, hyps = [], []
     gen = torch.Generator().manual_seed(0)
@@ -42,18 +42,21 @@ def validate(model: AsrModel, batches: list[Batch], tokenizer: Tokenizer,
         for batch in batches:
             enc, out = model(batch.feats, batch.lengths)
             total_f += model.sup.loss(out, enc.lengths, batch.targets, batch.target_lengths).item()
-            total_g += model.unsupervised_loss(batch.feats, batch.lengths, gen).loss.item()
+            if model.unsup is not None:
+                total_g += model.unsupervised_loss(batch.feats, batch.lengths, gen).loss.item()
             for utt, ids in zip(batch.utt_ids, model.sup.greedy(out, enc.lengths)):
                 refs.append(tokenizer.decode(references[utt]))
                 hyps.append(tokenizer.decode(ids))
     n = len(batches)
-    return total_f / n, total_g / n, jiwer.cer(refs, hyps)
+    return total_f / n, None if model.unsup is None else total_g / n, jiwer.cer(refs, hyps)
 
 
-def _losses(model: AsrModel, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    f = model.supervised_loss(batch.feats, batch.lengths, batch.targets, batch.target_lengths)
-    g = model.unsupervised_loss(batch.feats, batch.lengths, torch.Generator().manual_seed(0)).loss
-    return f, g
+def _losses(model: AsrModel, batch: Batch) -> dict[str, torch.Tensor]:
+    """{"f": f, "g": g} on ``batch``; no g without an unsupervised head."""
+    losses = {"f": model.supervised_loss(batch.feats, batch.lengths, batch.targets, batch.target_lengths)}
+    if model.unsup is not None:
+        losses["g"] = model.unsupervised_loss(batch.feats, batch.lengths, torch.Generator().manual_seed(0)).loss
+    return losses
 
 
 def _flat(grads, params) -> torch.Tensor:
@@ -61,10 +64,13 @@ def _flat(grads, params) -> torch.Tensor:
 
 
 def gradient_conflict(model: AsrModel, batch: Batch) -> dict[str, float]:
-    """cos(grad_theta f, grad_theta g) and both norms on ``batch`` (labeled: f and g read the same audio)."""
+    """cos(grad_theta f, grad_theta g) and both norms on ``batch`` (labeled: f and g read the same audio);
+    {} without an unsupervised head."""
+    if model.unsup is None:
+        return {}
     theta = model.parameter_groups()["theta"]
     with measuring(model):
-        f, g = _losses(model, batch)
+        f, g = _losses(model, batch).values()
         vf = _flat(torch.autograd.grad(f, theta, retain_graph=True, allow_unused=True), theta)
         vg = _flat(torch.autograd.grad(g, theta, allow_unused=True), theta)
     cos = torch.nn.functional.cosine_similarity(vf, vg, dim=0).item()
@@ -80,13 +86,13 @@ def block_name(param_name: str) -> str:
 
 def theta_reach(model: AsrModel, batch: Batch) -> dict[str, dict[str, tuple[int, int]]]:
     """Which of theta's parameters f and g move: {"f"|"g": {block: (parameters with a non-zero
-    gradient, parameters)}}, counted in scalars; a tensor counts as reached when any element of
+    gradient, parameters)}} (no "g" without an unsupervised head), counted in scalars; a tensor counts as reached when any element of
     its gradient is non-zero."""
     named = list(model.encoder.named_parameters())
     params = [p for _, p in named]
     out = {}
     with measuring(model):
-        for name, loss in zip(("f", "g"), _losses(model, batch)):
+        for name, loss in _losses(model, batch).items():
             grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
             blocks: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for (pname, p), grad in zip(named, grads):

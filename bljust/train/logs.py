@@ -120,30 +120,33 @@ def log_model(config: TrainConfig, setup) -> None:
     setup: ``setup.Setup``."""
     sizes = {k: sum(p.numel() for p in v) / 1e6 for k, v in setup.groups.items()}
     c = config
-    log.info("model: %s encoder %.2f M (theta), %s head %.2f M (phi), %s head %.2f M (eta); %d tokens",
-             c.encoder, sizes["theta"], c.sup, sizes["phi"], c.unsup, sizes["eta"], setup.tokenizer.vocab_size)
+    unsup = "no unsupervised head" if setup.model.unsup is None else f"{c.unsup} head {sizes['eta']:.2f} M (eta)"
+    log.info("model: %s encoder %.2f M (theta), %s head %.2f M (phi), %s; %d tokens",
+             c.encoder, sizes["theta"], c.sup, sizes["phi"], unsup, setup.tokenizer.vocab_size)
     reach = diagnostics.theta_reach(setup.model, setup.valid_batches[0])
-    for loss in ("f", "g"):
+    for loss in reach:
         log.info("%s reaches %.1f%% of theta", loss, diagnostics.reach_percent(reach[loss]))
     log.info("strategy %s: %s", c.strategy, ", ".join(f"{p} {n} steps" for p, n in setup.phase_total.items()))
 
 
 def chunk_label(chunk: Chunk, plan: list[Chunk]) -> str:
-    """'joint 3/10': the chunk's phase and epoch of that phase's epochs (a phase after the epochs: its name)."""
-    if not chunk.epoch:
-        return chunk.phase
-    epochs = max(c.epoch or 0 for c in plan if c.phase == chunk.phase)
-    return f"{chunk.phase} {chunk.epoch}/{epochs}"
+    """'joint 3/10': the chunk's phase and epoch of that phase's epochs (a phase after the epochs: its
+    name), and 'part 2/9' for a part of a long one."""
+    label = chunk.phase
+    if chunk.epoch:
+        label += f" {chunk.epoch}/{max(c.epoch or 0 for c in plan if c.phase == chunk.phase)}"
+    return label + (f" part {chunk.part}/{chunk.parts}" if chunk.parts > 1 else "")
 
 
-def log_chunk(label: str, progress: Progress, row: dict, valid: tuple[float, float, float],
+def log_chunk(label: str, progress: Progress, row: dict, valid: tuple[float, float | None, float],
               weight: tuple[str, float] | None) -> None:
     """``train.log``'s line at the end of a chunk: its training means, head metrics and validation."""
     sums = progress.chunk_sums
     metrics = "".join(f" {k[2:]} {v / sums['ng']:.3f}" for k, v in sums.items() if k.startswith("g_") and sums["ng"])
-    log.info("%s done (step %d): train f %s g %s%s | valid f %.3f g %.3f CER %.2f%%%s", label,
-             progress.steps, row["train_f"], row["train_g"], f" ({metrics.strip()})" if metrics else "",
-             valid[0], valid[1], 100 * valid[2], f" | {weight[0]} {weight[1]:.3f}" if weight else "")
+    train_g = "" if row["train_g"] == "" else f" g {row['train_g']}{f' ({metrics.strip()})' if metrics else ''}"
+    valid_g = "" if valid[1] is None else f" g {valid[1]:.3f}"
+    log.info("%s done (step %d): train f %s%s | valid f %.3f%s CER %.2f%%%s", label, progress.steps, row["train_f"],
+             train_g, valid[0], valid_g, 100 * valid[2], f" | {weight[0]} {weight[1]:.3f}" if weight else "")
 
 
 def step_row(progress: Progress, phase: str, epoch: int, weight: tuple[str, float] | None, lrs: dict[str, float],
@@ -161,14 +164,14 @@ def step_row(progress: Progress, phase: str, epoch: int, weight: tuple[str, floa
     return row
 
 
-def chunk_row(progress: Progress, phase: str, epoch: int, valid: tuple[float, float, float],
+def chunk_row(progress: Progress, phase: str, epoch: int, valid: tuple[float, float | None, float],
               weight: tuple[str, float] | None) -> dict:
     """A row of ``train_log.csv`` at the end of the chunk ``progress`` stands in."""
     train = {k: round(m, 4) if (m := progress.chunk_mean(k)) is not None else "" for k in ("f", "g")}
     valid_f, valid_g, valid_cer = valid
     return {"chunk": progress.chunk_index + 1, "phase": phase, "epoch": epoch, "steps": progress.steps,
             "train_f": train["f"], "train_g": train["g"],
-            "valid_f": round(valid_f, 4), "valid_g": round(valid_g, 4), "valid_cer": round(valid_cer, 4),
+            "valid_f": round(valid_f, 4), "valid_g": "" if valid_g is None else round(valid_g, 4), "valid_cer": round(valid_cer, 4),
             **({weight[0]: round(weight[1], 6)} if weight else {}),
             "labeled_hours": round(progress.labeled_hours, 4), "unlabeled_hours": round(progress.unlabeled_hours, 4),
             "wall_s": round(progress.wall_s, 1)}

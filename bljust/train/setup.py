@@ -26,7 +26,7 @@ from bljust.train.batches import BatchStream
 from bljust.train.config import TrainConfig
 from bljust.train.optim import GroupOptimizers
 from bljust.train.package import inference_info
-from bljust.train.strategies import Chunk, Strategy
+from bljust.train.strategies import Chunk, Strategy, cut_long
 
 log = logging.getLogger("bljust.train")
 
@@ -55,6 +55,7 @@ class Setup:
     phase_total: dict[str, int]  # steps of each phase over the whole plan
     optimizers: GroupOptimizers
     inference: dict | None = None  # what a model package carries besides the network (inference_info)
+    fingerprints: dict[str, dict] | None = None  # data_fingerprints: what a resume must find unchanged
 
 
 def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.device, world: World) -> Setup:
@@ -95,15 +96,26 @@ def build(config: TrainConfig, data: TrainData, exp_dir: Path, device: torch.dev
     for name, phase_config in config.phases.items():
         stream = labeled if strategy.phases[name].labeled else unlabeled
         steps[name] = stream.batches_per_pass if phase_config.steps is None else phase_config.steps
-    plan = strategy.plan(steps)
+    plan = cut_long(strategy.plan(steps), config.chunk_steps)
     phase_total = defaultdict(int)
     for chunk in plan:
         phase_total[chunk.phase] += chunk.steps
     groups = model.parameter_groups()
     optimizers = GroupOptimizers(
         groups, {name: (pc, strategy.phases[name].groups) for name, pc in config.phases.items()}, config.optim)
+    fingerprints = data_fingerprints(tokenizer, train_set, unlabeled.dataset if unlabeled else None)
     return Setup(strategy, tokenizer, train_set, valid_set, model, groups, labeled, unlabeled, valid_batches, plan,
-                 phase_total, optimizers, inference)
+                 phase_total, optimizers, inference, fingerprints)
+
+
+def data_fingerprints(tokenizer: Tokenizer, train_set: FeatureDataset,
+                      unlabeled_set: FeatureDataset | None) -> dict[str, dict]:
+    """{what: {"sha": digest, "source": where it was read}} of the token list and the training sets,
+    kept in every checkpoint: a resume that finds another one is refused (``checkpoint.resume_changes``)."""
+    sets = {"token list": (tokenizer, tokenizer.source), "train set": (train_set, train_set.dir)}
+    if unlabeled_set is not None:
+        sets["unlabeled set"] = (unlabeled_set, unlabeled_set.dir)
+    return {name: {"sha": thing.fingerprint(), "source": str(source)} for name, (thing, source) in sets.items()}
 
 
 def _require_utterances(*datasets: FeatureDataset) -> None:

@@ -61,6 +61,20 @@ class Chunk:
     phase: str
     epoch: int  # 1-based outer epoch (0 for the final fine-tuning of bljust)
     steps: int
+    part: int = 1  # a long stretch of a phase is cut into parts (``cut_long``): this is part `part` of `parts`
+    parts: int = 1
+
+
+def cut_long(plan: list[Chunk], max_steps: int) -> list[Chunk]:
+    """The plan with every chunk longer than ``max_steps`` (> 0) cut into parts of at most that many
+    steps, as equal as can be, so that a long phase still validates, saves its model and
+    checkpoints every ``max_steps`` steps. Nothing a step computes depends on where chunks end."""
+    out = []
+    for chunk in plan:
+        parts = -(-chunk.steps // max_steps) if max_steps > 0 else 1
+        sizes = [chunk.steps // parts + (i < chunk.steps % parts) for i in range(parts)]
+        out += [Chunk(chunk.phase, chunk.epoch, n, i + 1, parts) for i, n in enumerate(sizes)]
+    return out
 
 
 class StepLoss(NamedTuple):

@@ -70,7 +70,7 @@ class Trainer:
         self.progress = Progress()  # all of it goes into checkpoints
         self.log_fields = logs.log_fields(self.strategy.weight_name)
         self.step_log = logs.StepLog(self.exp_dir / "train_steps.csv" if world.is_main else None,
-                                     logs.step_fields(self.strategy.weight_name, self.model.unsup.metric_names))
+                                     logs.step_fields(self.strategy.weight_name, s.model.unsup.metric_names if s.model.unsup else ()))
         self.progress_line = logs.ProgressLine(config.log_interval * world.is_main, self.plan, s.phase_total)
         self._last_plot = time.time()
         self._stop_signal = 0  # a SIGTERM or SIGINT received: checkpoint after this step and stop
@@ -92,7 +92,7 @@ class Trainer:
             **self.progress.state_dict(), **self.gradients.state_dict(), "strategy": self.strategy.state_dict(),
             "model": checkpoint.finite_state(self.model, self.progress.steps), "optimizers": self.optimizers.state_dict(),
             "labeled": self.labeled.state_dict(), "unlabeled": self.unlabeled.state_dict() if self.unlabeled else None,
-            "ranks": ranks, "config": to_dict(self.config),
+            "ranks": ranks, "config": to_dict(self.config), "fingerprints": self.setup.fingerprints,
             "loss_scaler": self.precision.scaler.state_dict() if self.precision.scaler else None,
         }
 
@@ -140,7 +140,7 @@ class Trainer:
         if found is None:
             return False
         path, state = found
-        changes = checkpoint.resume_changes(state, to_dict(self.config), self.world.size)
+        changes = checkpoint.resume_changes(state, to_dict(self.config), self.world.size, self.setup.fingerprints)
         if changes:
             listing = "; ".join(changes)
             if not allow_config_change:

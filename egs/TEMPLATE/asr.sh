@@ -51,10 +51,10 @@ lm_order=3           # word n-gram of the lang directory (stage 4), from the lab
 # Training and decoding
 train_config=""      # one YAML, or several ("conf/a.yaml conf/b.yaml"): one experiment each, then compared
 train_args=""        # overrides, e.g. "--max_epochs 3 --phases.train.lr 5e-4"
-tag=""               # experiment name; default: the config name (+ train_args)
+tag=""               # experiment name; default: <config>_<train set>[_sp]_<feats type>_<token type>[nbpe] (+ train_args)
 seeds=""             # e.g. "0 1 2": one experiment per seed (tag suffix _seed<N>), aggregated in the comparison
 comparison=""        # comparison table/plot prefix; default: $expdir/comparison
-compare_reference="" # tag (without _seed<N>) the comparison tests the others against; "TAG?": only when compared
+compare_reference="" # the experiment (config name or tag, without _seed<N>) the comparison tests the others against; "NAME?": only when it is one
 decode_config=""     # one YAML, or several ("conf/decode_greedy.yaml conf/decode_lm.yaml"): each decodes every experiment
 decode_args=""       # overrides, e.g. "--beam_size 20"; they name the decoding folder too
 train_jobs=1         # experiments trained and decoded at the same time, each with cores/train_jobs threads
@@ -80,9 +80,9 @@ Options (defaults in brackets):
   --train_config \"<yaml> [<yaml> ...]\", --train_args \"--key value ...\", --tag <name>
   --seeds \"0 1 2\"              one experiment per seed (distinct integers >= 0), compared as mean +- std
   --comparison PREFIX          where the comparison of several experiments goes [$expdir/comparison]
-  --compare_reference TAG      in the comparison, the others' WER/CER differences to experiment TAG (without
-                               _seed<N>): paired bootstrap CI and p, paired t-test over seeds; \"TAG?\": only
-                               when TAG is one of the experiments [none]
+  --compare_reference NAME     in the comparison, the others' WER/CER differences to experiment NAME (its
+                               config's name, or its tag without _seed<N>): paired bootstrap CI and p, paired
+                               t-test over seeds; \"NAME?\": only when NAME is one of the experiments [none]
   --decode_config \"<yaml> [<yaml> ...]\", --decode_args \"--key value ...\"
   --train_jobs N               experiments run N at a time (stages 5-7; log: exp/asr_<tag>/asr.log) [$train_jobs]
   --config FILE                read options from FILE (shell assignments, e.g. nj=8); the command line wins"
@@ -123,25 +123,31 @@ procs_per_node=$nproc_per_node
 dec_cmd=$decode_cmd dec_gpu=0  # decoding uses one GPU, when there are any
 [ "$ngpu" -eq 0 ] || { dec_cmd="$cuda_cmd --gpu 1 --num-nodes 1"; dec_gpu=1; }
 
+# What an experiment was trained on, in its name (as ESPnet's): train set (+ _sp), features, tokens.
+data_tag="${train_set}${speed_perturb_factors:+_sp}_${feats_type}_${token_type}"
+[ "$token_type" = char ] || data_tag+=$nbpe
 experiment_tag() {  # <train_config> <seed or empty>
     local t=$tag
     if [ -z "$t" ]; then
-        t=$(basename "$1" .yaml)
+        t=$(basename "$1" .yaml)_$data_tag
         # Different overrides must not share (and clobber) one experiment folder.
         [ -z "$train_args" ] || t+=$(echo "$train_args" | sed -e 's/--/_/g' -e 's/[ =/|]//g')
     fi
     echo "$t${2:+_seed$2}"
 }
-# --compare_reference: one of the experiments' tags (checked before any work); "TAG?" is dropped when it is not.
+# --compare_reference: one of the experiments, by its tag or its config's name (checked before any
+# work); "NAME?" is dropped when it is none of them.
 compare_ref=${compare_reference%"?"}
 if [ -n "$compare_ref" ]; then
-    compare_tags=()
-    for config in $train_config; do compare_tags+=("$(experiment_tag "$config" "")"); done
-    if [[ " ${compare_tags[*]} " != *" $compare_ref "* ]]; then
-        [ "$compare_ref" != "$compare_reference" ] \
-            || opt_error "--compare_reference must be one of the experiments' tags (${compare_tags[*]}), got '$compare_reference'"
-        compare_ref=""
-    fi
+    compare_tags=() found=""
+    for config in $train_config; do
+        compare_tags+=("$(experiment_tag "$config" "")")
+        [ "$compare_ref" != "$(basename "$config" .yaml)" ] && [ "$compare_ref" != "${compare_tags[-1]}" ] \
+            || found=${compare_tags[-1]}
+    done
+    [ -n "$found" ] || [ "$compare_ref" != "$compare_reference" ] \
+        || opt_error "--compare_reference must be one of the experiments' config names or tags (${compare_tags[*]}), got '$compare_reference'"
+    compare_ref=$found
 fi
 if [ "$token_type" = char ]; then token_dir=$token_listdir/char; else token_dir=$token_listdir/${token_type}${nbpe}; fi
 lang_dir=$(dirname "$token_listdir")/lang/$(basename "$token_dir")  # data/lang/char: lexicon and n-gram LMs
