@@ -20,7 +20,8 @@ def fake_exp(root, name, strategy, seed, wer, cer=10.0):
         {"num_utts": 4, "wer": {"rate": wer}, "cer": {"rate": cer}}))
     (exp / "config.yaml").write_text(yaml.safe_dump({"strategy": strategy, "seed": seed}))
     (exp / "budget.json").write_text(json.dumps({"steps": 100, "train_steps": 100, "params_m": 1.5,
-                                                 "labeled_hours": 0.5, "unlabeled_hours": 0.0, "wall_s": 60.0}))
+                                                 "labeled_batches": 100, "unlabeled_batches": 0, "labeled_hours": 0.5,
+                                                 "unlabeled_hours": 0.0, "wall_s": 60.0}))
     return exp
 
 
@@ -28,7 +29,7 @@ def test_seeds_are_aggregated(tmp_path):
     exps = [fake_exp(tmp_path, f"asr_sup_seed{s}", "supervised", s, w) for s, w in zip(range(3), (10.0, 20.0, 30.0))]
     exps.append(fake_exp(tmp_path, "asr_bl", "bljust", 0, 5.0))
     text = table(collect(exps, "test"))
-    assert "| sup | supervised | 3 | 20.00 ± 10.00 | 10.00 ± 0.00 | 100 (train 100) | 0.50 | 0.00 | 60 |" in text
+    assert "| sup | supervised | 3 | 20.00 ± 10.00 | 10.00 ± 0.00 | 100 (train 100) | 100 / 0 | 0.50 | 0.00 | 60 |" in text
     assert "| bl | bljust | 1 | 5.00 | 10.00 |" in text
 
 

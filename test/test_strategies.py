@@ -196,6 +196,8 @@ def test_baselines_train_their_groups(tiny_corpus, tmp_path, strategy):
         assert package["config"]["unsup"] == "none" and not any(k.startswith("unsup.") for k in package["model"])
     budget = trainer.budget()
     assert budget["steps"] == len(rows) and budget["labeled_hours"] > 0
+    assert (budget["labeled_batches"], budget["unlabeled_batches"]) == {"supervised": (6, 0), "pt_ft": (4, 4),
+                                                                         "just": (6, 6)}[strategy]
 
 
 # ---- acceptance 2: interrupted mid-joint-phase + resumed == uninterrupted ------------------------

@@ -71,7 +71,7 @@ def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
     zero at padded frames: what it gives on the packed sequences, computed on padded tensors.
 
     Why not ``pack_padded_sequence``: on a CPU a packed LSTM runs step by step, 2-4x slower than
-    the fused kernel a padded batch gets (bench/lstm_speed.py). Each direction runs on its own:
+    the fused kernel a padded batch gets (bench/bench_lstm.py). Each direction runs on its own:
     the forward one reads padding only after an utterance's last frame, and the backward one
     reads every utterance reversed within its length, so no valid output sees padding."""
     pad = lengths_to_padding_mask(lengths, x.shape[1]).unsqueeze(-1)

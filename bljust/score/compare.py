@@ -74,15 +74,16 @@ def table(records: list[dict]) -> str:
     else:
         rate_heads = [f"{kind} % ({name})" for name in decodes for kind in ("WER", "CER")]
     lines = ["| experiment | strategy | seeds | " + " | ".join(rate_heads)
-             + " | steps (per phase) | labeled h | unlabeled h | train time s (mean) |",
-             "|---|---|---|" + "---|" * len(rate_heads) + "---|---|---|---|"]
+             + " | steps (per phase) | labeled / unlabeled batches | labeled h | unlabeled h | train time s (mean) |",
+             "|---|---|---|" + "---|" * len(rate_heads) + "---|---|---|---|---|"]
     for group, rs in groups.items():
         b = rs[0]["budget"]
         phases = ", ".join(f"{k[:-6]} {v}" for k, v in b.items() if k.endswith("_steps"))
         wall = statistics.mean(r["budget"].get("wall_s", 0.0) for r in rs)
         rates = " | ".join(_mean_std([r["rates"][name][i] for r in rs]) for name in decodes for i in (0, 1))
+        batches = f"{b.get('labeled_batches', '?')} / {b.get('unlabeled_batches', '?')}"
         lines.append(f"| {group} | {rs[0]['strategy']} | {len(rs)} | {rates} | {b.get('steps', '?')} ({phases}) | "
-                     f"{b.get('labeled_hours', 0):.2f} | {b.get('unlabeled_hours', 0):.2f} | {wall:.0f} |")
+                     f"{batches} | {b.get('labeled_hours', 0):.2f} | {b.get('unlabeled_hours', 0):.2f} | {wall:.0f} |")
     return "\n".join(lines)
 
 

@@ -143,10 +143,11 @@ def log_chunk(label: str, progress: Progress, row: dict, valid: tuple[float, flo
     """``train.log``'s line at the end of a chunk: its training means, head metrics and validation."""
     sums = progress.chunk_sums
     metrics = "".join(f" {k[2:]} {v / sums['ng']:.3f}" for k, v in sums.items() if k.startswith("g_") and sums["ng"])
-    train_g = "" if row["train_g"] == "" else f" g {row['train_g']}{f' ({metrics.strip()})' if metrics else ''}"
+    train = "".join(f" {k} {row['train_' + k]}" for k in ("f", "g") if row["train_" + k] != "")
+    train += f" ({metrics.strip()})" if metrics and row["train_g"] != "" else ""
     valid_g = "" if valid[1] is None else f" g {valid[1]:.3f}"
-    log.info("%s done (step %d): train f %s%s | valid f %.3f%s CER %.2f%%%s", label, progress.steps, row["train_f"],
-             train_g, valid[0], valid_g, 100 * valid[2], f" | {weight[0]} {weight[1]:.3f}" if weight else "")
+    log.info("%s done (step %d): train%s | valid f %.3f%s CER %.2f%%%s", label, progress.steps, train,
+             valid[0], valid_g, 100 * valid[2], f" | {weight[0]} {weight[1]:.3f}" if weight else "")
 
 
 def step_row(progress: Progress, phase: str, epoch: int, weight: tuple[str, float] | None, lrs: dict[str, float],
@@ -188,6 +189,7 @@ def budget(progress: Progress, inference_params: int, skipped_steps: int) -> dic
     """``budget.json``: what a run spent, to report beside its error rates."""
     return {"steps": progress.steps, **{f"{p}_steps": n for p, n in progress.phase_steps.items()},
             "params_m": round(inference_params / 1e6, 3),
+            "labeled_batches": progress.labeled_batches, "unlabeled_batches": progress.unlabeled_batches,
             "labeled_hours": round(progress.labeled_hours, 3), "unlabeled_hours": round(progress.unlabeled_hours, 3),
             "wall_s": round(progress.wall_s, 1), **({"skipped_steps": skipped_steps} if skipped_steps else {})}
 

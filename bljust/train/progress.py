@@ -14,6 +14,8 @@ class Progress:
     phase_steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     labeled_hours: float = 0.0  # audio of every rank's shard
     unlabeled_hours: float = 0.0  # only batches that contributed a gradient
+    labeled_batches: int = 0  # global batches drawn: what strategies are matched on (budget.json)
+    unlabeled_batches: int = 0
     wall_s: float = 0.0  # time spent in steps (validation and checkpoints excluded)
     best_valid: float = math.inf  # lowest validation f so far: model_best.pt's
     weight: float = 0.0  # weight of g in the last step that drew both batches
@@ -25,8 +27,10 @@ class Progress:
         self.phase_steps[phase] += 1
         if labeled is not None:
             self.labeled_hours += labeled / 3600
+            self.labeled_batches += 1
         if unlabeled is not None:
             self.unlabeled_hours += unlabeled / 3600
+            self.unlabeled_batches += 1
 
     def add_step(self, row: dict, g_metrics: dict[str, float]) -> None:
         """Add a logged step's f and g (as rounded in ``row``) and the head's metrics to the chunk's sums."""
@@ -52,7 +56,8 @@ class Progress:
         return {f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v) for f in fields(self)}
 
     def load_state_dict(self, state: dict) -> None:
-        for f in fields(self):
-            setattr(self, f.name, state[f.name])
+        for f in fields(self):  # a checkpoint written before a counter existed leaves it at its default
+            if f.name in state:
+                setattr(self, f.name, state[f.name])
         self.phase_steps = defaultdict(int, state["phase_steps"])
         self.chunk_sums = defaultdict(float, state["chunk_sums"])
