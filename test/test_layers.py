@@ -41,7 +41,7 @@ LAYERS = {
     # 6: the command-line programs
     "bljust.bin": 6,
 }
-ROOT_LAYER = 0  # bljust/__init__.py itself (the version): imports nothing of bljust, anything may import it
+ROOT_LAYER = 7  # bljust/__init__.py itself: the public API (bljust.Speech2Text), above every layer
 
 
 @dataclass(frozen=True)

@@ -439,12 +439,21 @@ def test_tensorboard_scalars_beside_the_csv_logs(tiny_corpus, tmp_path):
     assert [e.step for e in events.Scalars("chunk/valid_cer")] == [2, 5, 7, 10, 12]
 
 
-@pytest.mark.parametrize("name", ["bljust", "just", "pt_ft"])
-def test_each_mini_control_is_its_strategy_without_unlabeled_speech(name):
-    """egs/mini/conf/train_<s>_control.yaml: the same labeled steps, phases, schedules and
+CONTROLS = sorted(str(p.relative_to(Path(__file__).resolve().parents[1]))
+                  for p in Path(__file__).resolve().parents[1].glob("egs/*/conf/train_*_control.yaml"))
+
+
+def test_every_recipe_ships_its_controls():
+    assert {c.split("/")[1] for c in CONTROLS} == {"mini", "librispeech", "tedlium2", "covost2"}
+
+
+@pytest.mark.parametrize("control_path", CONTROLS)
+def test_each_control_is_its_strategy_without_unlabeled_speech(control_path):
+    """egs/<recipe>/conf/train_<s>_control.yaml: the same labeled steps, phases, schedules and
     validation points that choose the best model as train_<s>.yaml, and no unlabeled batch."""
-    conf = Path(__file__).resolve().parents[1] / "egs" / "mini" / "conf"
-    system, control = (load_train_config(str(conf / f"train_{name}{suffix}.yaml")) for suffix in ("", "_control"))
+    root = Path(__file__).resolve().parents[1]
+    system, control = (load_train_config(str(root / path)) for path in
+                       (control_path.replace("_control.yaml", ".yaml"), control_path))
     steps = {"train": 5, "pretrain": 4, "finetune": 3, "explore": 2, "joint": 6}
     plans = []
     for cfg in (system, control):
@@ -459,3 +468,27 @@ def test_each_mini_control_is_its_strategy_without_unlabeled_speech(name):
     for phase, pc in system.phases.items():  # only the unlabeled phases' steps may differ
         if cfg.build_strategy().phases[phase].labeled:
             assert control.phases[phase] == pc, phase
+
+
+def test_semisup_benchmark_systems_draw_equal_budgets_on_matched_schedules():
+    """egs/mini/semisup: 600 labeled batches for every system and 600 unlabeled ones for each that
+    uses unlabeled speech; PT+FT's and JUST's labeled schedule is supervised's, and BL-JUST's is
+    its control's."""
+    conf = Path(__file__).resolve().parents[1] / "egs" / "mini" / "semisup" / "conf"
+    cfgs = {p.stem.removeprefix("train_"): load_train_config(str(p)) for p in conf.glob("train_*.yaml")}
+    assert len(cfgs) == 8
+
+    def batches(cfg):
+        strategy = cfg.build_strategy()
+        draws = [strategy.draws(c, strategy.weight(c)) for c in strategy.plan({p: c.steps for p, c in cfg.phases.items()})
+                 for _ in range(c.steps)]
+        return sum(lab for lab, _ in draws), sum(unl for _, unl in draws)
+
+    for name, cfg in cfgs.items():
+        assert batches(cfg) == ((600, 0) if name in ("supervised", "bljust_control") else (600, 600)), name
+    for name in ("pt_ft_cpc", "pt_ft_contrastive", "just_cpc", "just_contrastive"):
+        labeled = cfgs[name].phases["finetune" if name.startswith("pt_ft") else "joint"]
+        assert labeled == cfgs["supervised"].phases["train"] and cfgs[name].max_epochs == cfgs["supervised"].max_epochs
+    for name in ("bljust_cpc", "bljust_contrastive"):
+        for phase in ("joint", "finetune"):
+            assert cfgs[name].phases[phase] == cfgs["bljust_control"].phases[phase]

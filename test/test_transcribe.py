@@ -129,7 +129,10 @@ def test_transcribe_gives_decode_greedy_hypotheses(corpus, greedy, capsys, tmp_p
 
 
 def test_speech2text_on_waveforms(corpus, greedy, tmp_path):
-    s2t = Speech2Text.from_package(corpus["exp"])
+    import bljust
+
+    s2t = bljust.Speech2Text.from_package(corpus["exp"])  # the package's public API
+    assert isinstance(s2t, Speech2Text)
     utt = sorted(corpus["wavs"])[0]
     wave, rate = sf.read(corpus["wavs"][utt], dtype="float32")
     assert s2t(wave, rate) == greedy[utt]

@@ -58,11 +58,11 @@ done
 
 # Each system against its matched control, and BL-JUST against the other two ways of using the
 # same unlabeled speech: seed-paired over the seeds, bootstrap over the test utterances.
-exps() { for name in "$@"; do for s in $seeds; do echo "exp/asr_${name}_${data_tag}_seed$s"; done; done; }
-compare() {  # <out> <reference> <systems...>
+exps() { for name in "$@"; do for s in $seeds; do echo "exp/asr_train_${name}_${data_tag}_seed$s"; done; done; }
+compare() {  # <out> <reference> <systems...>: names of conf/train_<name>.yaml
     local out=$1 ref=$2; shift 2
     python -m bljust.bin.compare --test_set test --decode decode_greedy decode_lm --out "$out" \
-        --reference "${ref}_$data_tag" --ref_text dump/fbank/test/text $(exps "$ref" "$@")
+        --reference "train_${ref}_$data_tag" --ref_text dump/fbank/test/text $(exps "$ref" "$@")
 }
 compare exp/semisup_bljust_vs_control_test.md bljust_control $(for l in $lower_levels; do echo "bljust_$l"; done)
 for level in $lower_levels; do
@@ -83,7 +83,7 @@ if [ "$ablations" = true ]; then
     tags=()
     for name in no_explore no_finetune constant_gamma sgd; do
         ./asr.sh "${common[@]}" --stage 5 --train_config conf/train_bljust_cpc.yaml \
-            --tag "bljust_cpc_${name}_$data_tag" --train_args "${ablation[$name]}"
+            --tag "train_bljust_cpc_${name}_$data_tag" --train_args "${ablation[$name]}"
         tags+=("bljust_cpc_$name")
     done
     compare exp/ablations_test.md bljust_cpc "${tags[@]}"
