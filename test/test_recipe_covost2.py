@@ -193,7 +193,7 @@ def test_end_to_end(recipe, corpus):
         # train_covost counts as train; the punctuation-only transcript was dropped.
         assert clips(f"train_{lang}") == clips_of(lang, ("train", "train_covost")) - {clip_name(lang, 3)[:-4]}
         # Trained, decoded and scored per language.
-        exp = recipe / "exp" / lang / "asr_tiny"
+        exp = recipe / "exp" / lang / f"asr_tiny_train_{lang}_fbank_char"
         scores = json.loads((exp / f"decode_test_{lang}_decode_greedy" / "scores.json").read_text())
         assert scores["num_utts"] == 2 and scores["wer"]["ref_len"] > 0 and scores["cer"]["ref_len"] > 0
         assert f"decode_test_{lang}_decode_greedy | 2 |" in (exp / "RESULTS.md").read_text()

@@ -73,9 +73,9 @@ def test_data_dirs(full_run):
 
 def test_scored(full_run):
     recipe, proc, _ = full_run
-    scores = json.loads((recipe / "exp" / "asr_tiny" / "decode_test_clean_decode_greedy" / "scores.json").read_text())
+    scores = json.loads((recipe / "exp" / "asr_tiny_train_clean_100_fbank_unigram30" / "decode_test_clean_decode_greedy" / "scores.json").read_text())
     assert scores["num_utts"] == 4 and scores["wer"]["ref_len"] > 0
-    assert (recipe / "exp" / "asr_tiny" / "RESULTS.md").exists()
+    assert (recipe / "exp" / "asr_tiny_train_clean_100_fbank_unigram30" / "RESULTS.md").exists()
     assert "Stage 0: download" in proc.stderr
 
 

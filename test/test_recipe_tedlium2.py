@@ -74,7 +74,7 @@ def test_data_dirs(full_run, corpus):
 
 def test_scored(full_run):
     recipe, _, _ = full_run
-    decode = recipe / "exp" / "asr_tiny" / "decode_test_decode_greedy"
+    decode = recipe / "exp" / "asr_tiny_train_fbank_unigram30" / "decode_test_decode_greedy"
     scores = json.loads((decode / "scores.json").read_text())
     assert scores["num_utts"] == 8 and scores["wer"]["ref_len"] > 0
     # The reference <unk> is scored as a word of its own.
