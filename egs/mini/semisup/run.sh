@@ -17,8 +17,9 @@
 # Everything resumes: rerun the same command after an interruption. From egs/mini/semisup:
 #   ./run.sh                                  # stages 1-7, 5 seeds, then the comparisons
 #   ./run.sh --seeds "0 1 2" --ablations true
-# Results: exp/semisup_<test set>.md (every system against its control, and BL-JUST against
-# PT+FT and JUST), exp/ablations_test.md; the numbers are in egs/mini/RESULTS.md.
+# Results: exp/semisup_test.md (every system, and its difference from supervised training),
+# exp/semisup_bljust_vs_control_test.md, exp/semisup_vs_{pt_ft,just}_<lower level>_test.md (BL-JUST
+# against them), exp/ablations_test.md; the numbers are in egs/mini/RESULTS.md.
 set -euo pipefail
 
 stage=1
