@@ -103,6 +103,12 @@ CASES = [
     ("mini", "local/sweep_lr.sh --pairs '1e-3,1e-3 1e-3'", {},
      "local/sweep_lr.sh: --pairs must be space-separated alpha,beta pairs of positive numbers, got '1e-3,1e-3 1e-3'"),
     ("mini", "local/sweep_lr.sh --config conf/nope.yaml", {}, "local/sweep_lr.sh: --config conf/nope.yaml: no such file"),
+    ("mini", "cd semisup && ./run.sh --stage 0", {}, "run.sh: --stage must be an integer from 1 to 7, got '0'"),
+    ("mini", "cd semisup && ./run.sh --seeds '1 1'", {},
+     "run.sh: --seeds must be a list of distinct non-negative integers, got '1 1'"),
+    ("mini", "cd semisup && ./run.sh --lower_levels mlm", {},
+     "run.sh: --lower_levels must name cpc and/or contrastive, got 'mlm'"),
+    ("mini", "cd semisup && ./run.sh --ablations yes", {}, "run.sh: --ablations takes true or false, got 'yes'"),
     # utils/
     ("mini", "utils/run.sh --max-jobs-run 0 JOB=1:2 log/x.JOB.log true", {},
      "run.sh: --max-jobs-run must be a positive integer, got '0'"),
@@ -144,6 +150,12 @@ def recipes(tmp_path_factory) -> Path:
                 os.symlink(os.path.realpath(src / link), dest / link)
         shutil.copytree(src / "conf", dest / "conf")
         shutil.copy(src / "run.sh", dest / "run.sh")
+    src, semisup = REPO / "egs" / "mini" / "semisup", root / "mini" / "semisup"  # egs/mini's benchmark
+    semisup.mkdir()
+    for link in ("asr.sh", "path.sh", "cmd.sh", "utils", "local"):
+        os.symlink(os.path.realpath(src / link), semisup / link)
+    shutil.copytree(src / "conf", semisup / "conf")
+    shutil.copy(src / "run.sh", semisup / "run.sh")
     (root / "bad.conf").write_text("lm_order=many\n")
     return root
 
