@@ -49,21 +49,22 @@ class Tokenizer:
             self.symbols.append(fields[0])
         if self.symbols[:2] != [BLANK, UNK]:
             raise TokenListError(f"{tokens}: ids 0 and 1 must be {BLANK} and {UNK}")
-        self._sp, self._sp_bytes = None, b""
+        self._sp = None
+        self.sp_model_bytes = b""  # sp.model as read (model packages carry it; empty for char)
         if self.token_type != "char":
             import sentencepiece as spm
 
             model = token_dir / "sp.model"
             try:
-                self._sp = spm.SentencePieceProcessor(model_file=str(model))
-                self._sp_bytes = model.read_bytes()
+                self.sp_model_bytes = model.read_bytes()
+                self._sp = spm.SentencePieceProcessor(model_proto=self.sp_model_bytes)
             except (OSError, RuntimeError) as e:
                 raise TokenListError(f"{model}: not a readable sentencepiece model ({reason(e)})") from None
 
     def fingerprint(self) -> str:
         """A digest of the token type, the symbols in id order and the sentencepiece model."""
         digest = hashlib.sha256(f"{self.token_type}\n{chr(10).join(self.symbols)}\n".encode())
-        digest.update(self._sp_bytes)
+        digest.update(self.sp_model_bytes)
         return digest.hexdigest()[:16]
 
     @property

@@ -86,8 +86,7 @@ def inference_info(token_dir: str | Path, tokenizer: Tokenizer, train_set: Featu
     front end of the training set, and the default decoding."""
     tokens = {"token_type": tokenizer.token_type, "symbols": list(tokenizer.symbols), "source": str(token_dir)}
     if tokenizer.token_type != "char":
-        sp_model = Path(token_dir) / "sp.model"
-        tokens["sp_model"] = torch.frombuffer(bytearray(sp_model.read_bytes()), dtype=torch.uint8)
+        tokens["sp_model"] = torch.frombuffer(bytearray(tokenizer.sp_model_bytes), dtype=torch.uint8)
     cmvn = None
     if train_set.mean is not None:
         cmvn = {"mean": torch.from_numpy(train_set.mean.copy()), "istd": torch.from_numpy(train_set.istd.copy()),
