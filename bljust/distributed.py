@@ -60,6 +60,12 @@ def init(world: World, use_cuda: bool) -> torch.device:
     return device
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing to wait for in one process)."""
+    if active():
+        dist.barrier()
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -130,6 +130,9 @@ def _train(args, config, world, device) -> int:
         return e.exit_code
     except (TrainingError, ValueError) as e:  # too many non-finite steps, out of memory on half a batch, bad data
         return fail(e)
+    # Rank 0 still writes budget.json and the plots when the others are done; a rank that tears its
+    # process group down while a peer is connected can abort in gloo ("terminate called ...").
+    distributed.barrier()
     return 0
 
 
