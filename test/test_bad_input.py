@@ -33,7 +33,6 @@ def test_raw_waveform_dump_reads_back_as_samples(tmp_path, capsys):
     """--feats_type raw: 16-bit samples in Kaldi wav entries; the dataset gives [T, 1] in [-1, 1),
     counts rows as samples and converts a 10 ms-frame budget into samples via frame_shift."""
     from bljust.data.dataset import FeatureDataset
-    from bljust.data.datadir import write_table
 
     rng = np.random.default_rng(0)
     waves = {"s1-a": 0.3 * rng.standard_normal(16000), "s1-b": np.zeros(0), "s1-c": 0.3 * rng.standard_normal(4000)}

@@ -20,9 +20,9 @@ COVOST2_LANGS = "ar, ca, cy, de, es, et, fa, fr, id, it, ja, lv, mn, nl, pt, ru,
 # (recipe, command, extra environment, the message (or a fragment of it) expected on stderr)
 CASES = [
     # asr.sh, through the recipe's run.sh
-    ("mini", "./run.sh --stage abc", {}, "asr.sh: --stage must be an integer from 0 to 7, got 'abc'"),
-    ("mini", "./run.sh --stage 8", {}, "asr.sh: --stage must be an integer from 0 to 7, got '8'"),
-    ("mini", "./run.sh --stage=-1", {}, "asr.sh: --stage must be an integer from 0 to 7, got '-1'"),
+    ("mini", "./run.sh --stage abc", {}, "asr.sh: --stage must be an integer from 0 to 8, got 'abc'"),
+    ("mini", "./run.sh --stage 9", {}, "asr.sh: --stage must be an integer from 0 to 8, got '9'"),
+    ("mini", "./run.sh --stage=-1", {}, "asr.sh: --stage must be an integer from 0 to 8, got '-1'"),
     ("mini", "./run.sh --stop_stage x", {}, "asr.sh: --stop_stage must be a non-negative integer, got 'x'"),
     ("mini", "./run.sh --stage 5 --stop_stage 3", {}, "asr.sh: --stop_stage must be >= --stage (5), got '3'"),
     ("mini", "./run.sh --nj 0", {}, "asr.sh: --nj must be a positive integer, got '0'"),
@@ -225,7 +225,7 @@ def test_valid_options_get_past_the_checks(recipes):
 def test_help_lists_the_checked_options(recipes):
     proc = run(recipes / "mini", "./run.sh --help", {})
     assert proc.returncode == 0 and proc.stderr == ""
-    for option in ("--stage / --stop_stage N", "0-7", "--nj", "--ngpu", "--nproc_per_node", "--num_nodes",
+    for option in ("--stage / --stop_stage N", "0-8", "--nj", "--ngpu", "--nproc_per_node", "--num_nodes",
                    "--dumpdir", "--expdir", "--speed_perturb_factors", "--feats_type fbank|raw", "--fs N",
                    "--num_mel_bins N", "--feats_compress true|false", "--token_type char|unigram|bpe", "--nbpe N",
                    "--token_listdir", "--lm_order", "--seeds", "--comparison", "--train_jobs", "--config FILE"):

@@ -122,7 +122,7 @@ def test_end_to_end(recipe):
     results = (exp / "RESULTS.md").read_text()
     assert "| decode_test_decode_greedy | 6 |" in results and "./asr.sh" in results
     # run.sh trains its experiments at the same time (--train_jobs), each logging to its folder.
-    assert "Stages 5-7: 2 experiments, 3 at a time" in proc.stderr
+    assert "Stages 5-8: 2 experiments, 3 at a time" in proc.stderr
     assert "| decode_test_decode_greedy | 6 |" in (exp / "asr.log").read_text()
     assert "score: exp/asr_tiny_bljust_train_labeled_fbank_char/decode_test_decode_lm: WER" in proc.stderr
     assert (exp / "run.sh").exists() and (exp / "training_curves.png").exists()
@@ -193,6 +193,12 @@ def test_lm_decoding_and_decoding_folders_named_by_their_overrides(recipe):
         assert json.loads((exp / f"decode_test_{name}" / "scores.json").read_text())["num_utts"] == 6
         assert "real-time factor" in (exp / f"decode_test_{name}" / "log" / "decode.log").read_text()
     assert "Stage 6 (decoding test with exp/asr_tiny_train_labeled_fbank_char): already done" in proc.stderr  # run.sh's default decodings
+    # stage 8: the packed model transcribes the test audio as stage 6 decoded it, lexicon and LM included
+    packed = exp / "packed" / "decode_lm.pt"
+    assert packed.exists()
+    out = subprocess.run([sys.executable, "-m", "bljust.bin.transcribe", str(packed), "--wav_scp", "data/test/wav.scp"],
+                         cwd=recipe, capture_output=True, text=True, check=True).stdout
+    assert out == (exp / "decode_test_decode_lm" / "text").read_text()
     run(recipe, "--stage", "6", "--decode_config", "conf/decode_lm.yaml", "--decode_args", "--lm_weight 0.5")
     assert (exp / "decode_test_decode_lm_lm_weight0.5" / "scores.json").exists()  # never the stale decode_lm
     # A new model (or an edited decode config) decodes again: no stale hypotheses are scored.
@@ -211,7 +217,8 @@ def test_rerun_skips_finished_stages(recipe):
                  "Stage 4 (token list): already done", "Stage 4 (lexicon and n-gram LMs): already done",
                  "Stage 5: training exp/asr_tiny_train_labeled_fbank_char",
                  "Stage 6 (decoding test with exp/asr_tiny_train_labeled_fbank_char): already done",
-                 "Stage 7 (scoring test with exp/asr_tiny_train_labeled_fbank_char): already done"):
+                 "Stage 7 (scoring test with exp/asr_tiny_train_labeled_fbank_char): already done",
+                 "Stage 8 (packing exp/asr_tiny_train_labeled_fbank_char/packed/decode_greedy.pt): already done"):
         assert what in proc.stderr
     # the training stage's own log (through cmd.sh) says why it did nothing
     assert "training already finished" in (recipe / "exp/asr_tiny_train_labeled_fbank_char/log/train.log").read_text()
@@ -258,7 +265,7 @@ def test_interrupted_training_resumes(recipe, sig):
     proc.communicate(timeout=60)
     assert not (ckpt_dir.parent / "budget.json").exists()  # interrupted before the end
     last = max(int(p.stem.split("_")[1]) for p in ckpt_dir.glob("step_*.pt"))
-    resumed = run(recipe, *args)
+    run(recipe, *args)
     train_log = (ckpt_dir.parent / "log/train.log").read_text()
     assert f"resumed from exp/asr_{tag}/checkpoints/step_{last}.pt ({last} steps done" in train_log
     assert json.loads((ckpt_dir.parent / "budget.json").read_text())["steps"] > last

@@ -109,7 +109,7 @@ def made(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_run(made, tmp_path_factory):
     """db.sh pointed at a tiny corpus's Kaldi data directories, local/data.sh written (Example A),
-    and ./run.sh through stages 1-7 with a tiny model: (recipe, run.sh's output, transcripts)."""
+    and ./run.sh through stages 1-8 with a tiny model: (recipe, run.sh's output, transcripts)."""
     _, recipe, _ = made
     corpus = tmp_path_factory.mktemp("corpus")
     texts = make_kaldi_corpus(corpus)
@@ -224,7 +224,7 @@ def test_template_configs_are_complete():
     assert not (REPO / "egs" / "TEMPLATE" / "conf").exists()
 
 
-def test_new_recipe_runs_stages_1_to_7(full_run):
+def test_new_recipe_runs_stages_1_to_8(full_run):
     recipe, proc, texts = full_run
     assert "Stage 1: data preparation: local/data.sh" in proc.stderr
     for name in ("train", "dev", "test"):
@@ -244,6 +244,7 @@ def test_new_recipe_runs_stages_1_to_7(full_run):
         scores = json.loads((recipe / "exp" / exp / "decode_test_decode_greedy" / "scores.json").read_text())
         assert scores["num_utts"] == len(texts["test"]) and scores["wer"]["ref_len"] > 0
         assert f"| decode_test_decode_greedy | {len(texts['test'])} |" in (recipe / "exp" / exp / "RESULTS.md").read_text()
+        assert (recipe / "exp" / exp / "packed" / "decode_greedy.pt").is_file()
     bljust = json.loads((recipe / "exp" / experiments[0] / "budget.json").read_text())
     assert bljust["unlabeled_hours"] > 0  # the unlabeled set reached BL-JUST
     assert (recipe / "exp" / "comparison_test.md").exists()

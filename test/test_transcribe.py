@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from bljust.bin import compute_cmvn_stats, compute_fbank, transcribe
+from bljust.bin import compute_cmvn_stats, compute_fbank, make_lang, pack, transcribe
 from bljust.bin import decode as decode_cli
 from bljust.data.audio import resample
 from bljust.data.datadir import write_data_dir
@@ -172,6 +172,52 @@ def test_a_package_alone_is_enough(corpus, greedy, tmp_path, capsys):
     assert status == 0, err
     assert lines == [f"{utt} {greedy[utt]}".rstrip()]
     assert s2t(*sf.read(wav, dtype="float32")) == greedy[utt]
+
+
+def test_a_packed_model_transcribes_as_stage_6_decoded_with_lexicon_and_lm(corpus, tmp_path, capsys):
+    lang = tmp_path / "lang"
+    assert make_lang.main(["--text", str(corpus["dump"] / "text"), "--token_dir", str(corpus["tokens"]),
+                           "--out_dir", str(lang), "--word_order", "2"]) == 0
+    config = tmp_path / "decode_lm.yaml"
+    config.write_text(f"method: beam\nbeam_size: 20\nlexicon: {lang}/lexicon.txt\nlm: {lang}/lm_word.arpa\n"
+                      "lm_weight: 0.5\nword_score: -1.0\n")
+    stage6 = decoded(corpus, tmp_path, "--config", str(config), "--beam_threshold", "40")
+    assert any(stage6.values())
+    packed = corpus["exp"] / "packed" / "decode_lm.pt"
+    assert pack.main(["--exp_dir", str(corpus["exp"]), "--config", str(config), "--out", str(packed),
+                      "--beam_threshold", "40"]) == 0
+    package = torch.load(packed, map_location="cpu", weights_only=True)
+    assert package["decode"] == {"method": "beam", "beam_size": 20, "beam_size_token": None, "beam_threshold": 40.0,
+                                 "lm_weight": 0.5, "word_score": -1.0, "log_add": True}
+    for key, name in (("lexicon", "lexicon.txt"), ("lm", "lm_word.arpa")):
+        assert package[key]["data"].numpy().tobytes() == (lang / name).read_bytes()
+        assert package[key]["source"] == str(lang / name)
+
+    utts = sorted(corpus["wavs"])[:4]
+    wavs = [str(corpus["wavs"][u]) for u in utts]
+    (lang / "lm_word.arpa").rename(tmp_path / "lm.away")  # the package alone: its own lexicon and LM
+    (lang / "lexicon.txt").rename(tmp_path / "lexicon.away")
+    status, lines, err = run_transcribe(capsys, str(packed), *wavs)
+    assert status == 0, err
+    assert lines == [f"{u} {stage6[u]}".rstrip() for u in utts] and "beam 20 + lexicon + LM" in err
+    wave, rate = sf.read(wavs[0], dtype="float32")
+    assert Speech2Text.from_package(packed)(wave, rate) == stage6[utts[0]]
+    # options override the package's decoding: greedy, or the beam without its LM
+    greedy = decoded(corpus, tmp_path / "g")
+    assert Speech2Text.from_package(packed, method="greedy")(wave, rate) == greedy[utts[0]]
+    no_lm = Speech2Text.from_package(packed, lm="none")
+    assert no_lm.config.lm is None and no_lm.config.lexicon is not None and no_lm.config.beam_size == 20
+
+    # a lexicon the token list cannot spell: one line naming it, and nothing written
+    (tmp_path / "lexicon.away").rename(lang / "lexicon.txt")
+    (tmp_path / "lm.away").rename(lang / "lm_word.arpa")
+    with open(lang / "lexicon.txt", "a") as f:
+        f.write("ZEBRA Z E B R A\n")
+    before = packed.read_bytes()
+    capsys.readouterr()
+    error = one_error(capsys, pack.main(["--exp_dir", str(corpus["exp"]), "--config", str(config), "--out", str(packed)]))
+    assert error == f"ERROR: {packed}: {lang / 'lexicon.txt'}:5: token(s) Z E not in the token list"
+    assert packed.read_bytes() == before
 
 
 def one_error(capsys, status: int) -> str:

@@ -18,72 +18,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from bljust.bin import cli
 from bljust.bin.help_format import HelpFormatter
-from bljust.config import ConfigError, from_dict, load_yaml, merge, parse_overrides
+from bljust.config import ConfigError
 from bljust.data.dataset import BucketBatchSampler, FeatureDataset, collate
-from bljust.decode.average import BY, average_checkpoints
+from bljust.decode.config import DecodeConfig, chosen_package, load_decode_config
 from bljust.decode.model_io import model_from_package, resolve_cmvn, resolve_tokenizer
 from bljust.fileio import atomic_write_text
 from bljust.models.sup_head import Decoder, SupervisedHead
 from bljust.text.tokenizer import Tokenizer
-from bljust.train import checkpoint
-
-
-METHODS = ("greedy", "beam")
-
-
-@dataclass
-class AverageConfig:
-    n: int = 0  # > 0: decode the mean weights of n training checkpoints
-    by: str = "best"  # which: "best" (lowest validation CTC loss) or "last" (newest)
-
-    def __post_init__(self):
-        if self.n < 0:
-            raise ValueError(f"n must be >= 0, got {self.n}")
-        if self.by not in BY:
-            raise ValueError(f"by must be 'best' or 'last', got '{self.by}'")
-
-
-@dataclass
-class DecodeConfig:
-    method: str = "greedy"  # greedy (best path) or beam (CTC beam search; an RNN-T head's own)
-    checkpoint: str = "best"  # which model package: "best" (lowest validation loss) or "last"
-    max_frames: int = 40000  # padded audio per batch in 10 ms frames (raw audio: the same duration in samples)
-    # beam search only (an RNN-T head's own search reads beam_size alone):
-    beam_size: int = 10  # hypotheses kept per frame
-    beam_size_token: int | None = None  # tokens tried per frame; null = all
-    beam_threshold: float = 50.0  # prune hypotheses scoring this much below the best
-    lm: str | None = None  # KenLM n-gram (ARPA or binary): over tokens without a lexicon, over words with one
-    lm_weight: float = 1.0
-    word_score: float = 0.0  # added per word (without a lexicon: per word-boundary token)
-    lexicon: str | None = None  # "WORD t o k e n s" per line (python -m bljust.decode.beam); null = lexicon-free
-    log_add: bool = True  # a hypothesis scores the sum (not the max) over its alignments
-    average: AverageConfig = field(default_factory=AverageConfig)
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be 'greedy' or 'beam', got '{self.method}'")
-        if self.checkpoint not in ("best", "last"):
-            raise ValueError(f"checkpoint must be 'best' or 'last', got '{self.checkpoint}'")
-        if self.beam_size < 1:
-            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
-        if self.beam_size_token is not None and self.beam_size_token < 1:
-            raise ValueError(f"beam_size_token must be >= 1 or null, got {self.beam_size_token}")
-        if self.beam_threshold <= 0:
-            raise ValueError(f"beam_threshold must be > 0, got {self.beam_threshold}")
-        for key in ("lm", "lexicon"):
-            path = getattr(self, key)
-            if path is not None and self.method != "beam":  # an LM silently ignored would be a trap
-                raise ValueError(f"{key} needs method: beam (method is '{self.method}')")
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{key}: no such file '{path}'")
 
 
 def beam_decoder(config: DecodeConfig, tokenizer: Tokenizer, head: SupervisedHead) -> Decoder:
@@ -117,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ngpu", type=int, default=0, help="0: CPU; N > 0: decode on a CUDA device")
     args, rest = p.parse_known_args(argv)
     try:
-        data = merge(load_yaml(args.config) if args.config else {}, parse_overrides(rest))
-        config = from_dict(DecodeConfig, data, where=args.config or "decode config")
+        config = load_decode_config(args.config, rest)
     except ConfigError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
@@ -128,17 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     device = "cuda" if args.ngpu > 0 else "cpu"
     try:
-        model_path = Path(args.exp_dir) / f"model_{config.checkpoint}.pt"
-        avg = config.average
-        package = average_checkpoints(args.exp_dir, avg.n, avg.by) if avg.n > 0 else checkpoint.load(model_path)
-        source = Path(args.exp_dir) / "model_last.pt" if avg.n > 0 else model_path  # of the tokens and CMVN
+        package, model_path, source = chosen_package(args.exp_dir, config)  # source: of the tokens and CMVN
         tokenizer = resolve_tokenizer(package, source, args.token_dir)
         cmvn = resolve_cmvn(package, source, args.cmvn)
-        if avg.n > 0:
-            model_path = Path(args.exp_dir) / f"model_avg{avg.n}_{avg.by}.pt"
-            # Atomic: decoding jobs of several test sets may write the same file at once.
-            checkpoint.save(package, model_path)
-            print(f"decode: averaged {avg.n} checkpoints by {avg.by} -> {model_path}", file=sys.stderr)
+        if config.average.n > 0:
+            print(f"decode: averaged {config.average.n} checkpoints by {config.average.by} -> {model_path}",
+                  file=sys.stderr)
         model = model_from_package(package, model_path, device)
         decode = model.sup.greedy  # greedy: the supervised head's own best path
         if config.method == "beam":

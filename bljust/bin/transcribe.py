@@ -3,15 +3,18 @@
     python -m bljust.bin.transcribe exp/asr_train_bljust_train_labeled_fbank_char a.wav b.flac c.mp3
     python -m bljust.bin.transcribe exp/asr_train_bljust_train_labeled_fbank_char/model_last.pt --wav_scp data/test/wav.scp \\
         [--beam_size 10 [--lexicon data/lang/char/lexicon.txt --lm data/lang/char/lm_word.arpa]] [--ngpu 1]
+    python -m bljust.bin.transcribe exp/asr_train_bljust_train_labeled_fbank_char/packed/decode_lm.pt a.wav
 
 prints "<name> <text>" per input on stdout, in the order given: the name is the file's stem
 (``a`` for ``a.wav``), or the wav.scp key (entries are file paths or Kaldi pipes ``cmd |``).
-PACKAGE is a model package (``model_best.pt``, ``model_last.pt``, ``model_avg*.pt``) or an
+PACKAGE is a model package (``model_best.pt``, ``model_last.pt``, ``model_avg*.pt``, ``packed/*.pt``) or an
 experiment folder (its ``model_best.pt``); it carries the token list, the CMVN statistics and the
 front-end settings of its training. Audio in any format soundfile reads is downmixed to mono,
 resampled down to the package's rate (a lower rate is an error), turned into the features the model
-was trained on and decoded in batches of similar length: greedily, or with ``--beam_size`` by CTC
-beam search (optionally with ``--lexicon`` and ``--lm``) or an RNN-T model's own beam search.
+was trained on and decoded in batches of similar length, the package's way unless options say
+otherwise: greedily for ``model_best.pt``; for a packed model (``exp/<tag>/packed/decode_lm.pt``,
+asr.sh stage 8) with the beam search, lexicon and LM it was scored with. ``--beam_size`` asks for
+CTC beam search (optionally with ``--lexicon`` and ``--lm``) or an RNN-T model's own beam search.
 Audio that cannot be read stops the command, naming the file, before anything is printed; audio too
 short for the model gets an empty transcript and a warning. The Python API is
 ``bljust.decode.speech2text.Speech2Text`` (docs/inference.md).
@@ -60,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("package", help="model package (.pt) or experiment folder (its model_best.pt)")
     p.add_argument("audio", nargs="*", default=None, help="audio files (default: none; then --wav_scp)")
     p.add_argument("--wav_scp", help="Kaldi wav.scp of the audio to transcribe ('<key> <file or command |>' per line)")
-    p.add_argument("--beam_size", type=int, help="beam search with this many hypotheses (default: greedy search)")
-    p.add_argument("--lexicon", help="CTC beam search: word lexicon ('WORD t o k e n s' per line)")
-    p.add_argument("--lm", help="CTC beam search: KenLM n-gram (ARPA or binary), over words with --lexicon, "
-                   "else over tokens")
-    p.add_argument("--lm_weight", type=float, default=1.0, help="weight of the LM score")
-    p.add_argument("--word_score", type=float, default=0.0, help="added per word (without a lexicon: per "
-                   "word-boundary token)")
+    p.add_argument("--method", choices=("greedy", "beam"), help="search (default: the package's own: greedy for "
+                   "model_best.pt, what a packed model was scored with for exp/<tag>/packed/<decode>.pt)")
+    p.add_argument("--beam_size", type=int, help="beam search with this many hypotheses (default: the package's, "
+                   "else 10 with --method beam)")
+    p.add_argument("--lexicon", help="CTC beam search: word lexicon ('WORD t o k e n s' per line); none: without "
+                   "the package's (default: the package's, if it carries one)")
+    p.add_argument("--lm", help="CTC beam search: KenLM n-gram (ARPA or binary), over words with a lexicon, else "
+                   "over tokens; none: without the package's (default: the package's, if it carries one)")
+    p.add_argument("--lm_weight", type=float, help="weight of the LM score (default: the package's, else 1.0)")
+    p.add_argument("--word_score", type=float, help="added per word, without a lexicon per word-boundary token "
+                   "(default: the package's, else 0.0)")
     p.add_argument("--max_frames", type=int, default=40000, help="padded audio per batch in 10 ms frames")
     p.add_argument("--token_dir", help="token list folder, for a package that carries none (given, it must "
                    "equal the package's)")
@@ -87,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                              "in a wav.scp with keys of their own")
         names[name] = where
     s2t = Speech2Text.from_package(args.package, device="cuda" if args.ngpu > 0 else "cpu", token_dir=args.token_dir,
-                                   cmvn=args.cmvn, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
-                                   lm_weight=args.lm_weight, word_score=args.word_score, max_frames=args.max_frames)
+                                   cmvn=args.cmvn, method=args.method, beam_size=args.beam_size, lexicon=args.lexicon,
+                                   lm=args.lm, lm_weight=args.lm_weight, word_score=args.word_score,
+                                   max_frames=args.max_frames)
 
     # Every input is read before anything is printed, so bad audio stops the command with nothing half done.
     feats, audio_s = [], 0.0
@@ -108,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     for (name, _, _), text in zip(inputs, texts):
         print(f"{name} {text}".rstrip(" "))
-    method = f"beam {args.beam_size}" if args.beam_size else "greedy"
+    config = s2t.config
+    method = "greedy" if config.method == "greedy" else (f"beam {config.beam_size}" + " + lexicon" * bool(config.lexicon)
+                                                         + " + LM" * bool(config.lm))
     print(f"transcribe: {len(inputs)} inputs ({audio_s:.1f} s of audio), {method}, real-time factor "
           f"{elapsed / max(audio_s, 1e-9):.4f} ({torch.get_num_threads()} threads, {s2t.device})", file=sys.stderr)
     return 0

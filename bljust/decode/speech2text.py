@@ -10,9 +10,11 @@ The package (``bljust.train.package.model_package``) carries the token list, the
 and the front-end settings the model was trained with, so a waveform goes through what training's
 audio went through: downmixed to mono, resampled to the package's rate, turned into the same
 features (Kaldi fbank with the recorded settings, or 16-bit raw samples for an encoder that reads
-audio) and normalised with the same CMVN. Decoding is greedy (the package's default) unless a beam
-is asked for: CTC beam search (``bljust.decode.beam``; optionally with a lexicon and an n-gram LM)
-or, for an RNN-T head, its own search. ``python -m bljust.bin.transcribe`` is the command line.
+audio) and normalised with the same CMVN. Decoding is the package's own unless options say
+otherwise: greedy for ``model_best.pt``; for a packed model (``exp/<tag>/packed/<decode>.pt``,
+``bljust.bin.pack``) the beam search, lexicon and LM it was scored with. A beam is CTC beam search
+(``bljust.decode.beam``; optionally with a lexicon and an n-gram LM) or, for an RNN-T head, its own
+search. ``python -m bljust.bin.transcribe`` is the command line.
 
 A package written before packages carried these (format 1) needs ``token_dir`` and, if the model
 was trained with CMVN, ``cmvn``; its front end is assumed to be compute_fbank's default.
@@ -29,10 +31,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from bljust.config import from_dict
 from bljust.data.audio import resample
 from bljust.data.dataset import FBANK_FRAME_SHIFT, BucketBatchSampler
 from bljust.decode.beam import CtcBeamSearch
+from bljust.decode.config import DecodeConfig
 from bljust.decode.model_io import Cmvn, model_from_package, resolve_cmvn, resolve_tokenizer
+from bljust.decode.packing import LANG_FILES, decode_settings, unpacked
 from bljust.errors import reason
 from bljust.features.fbank import FbankConfig, compute_fbank
 from bljust.models.asr_model import AsrModel
@@ -141,46 +146,48 @@ class Speech2Text:
     for many at once, batched by length."""
 
     def __init__(self, model: AsrModel, tokenizer: Tokenizer, frontend: Frontend, cmvn: Cmvn | None,
-                 beam_size: int | None = None, nbest: int | None = None, lexicon: str | None = None,
-                 lm: str | None = None, lm_weight: float = 1.0, word_score: float = 0.0, max_frames: int = 40000,
-                 name: str = "model"):
+                 config: DecodeConfig | None = None, nbest: int | None = None, name: str = "model"):
+        """``config``: the search (its lexicon and LM files are read here) and ``max_frames``; default greedy.
+        ``nbest``: return up to this many (text, score) per input, from a beam search."""
+        config = config or DecodeConfig()
         self.model, self.tokenizer, self.frontend, self.cmvn, self.nbest = model, tokenizer, frontend, cmvn, nbest
-        self.name = name
+        self.config, self.name = config, name
         self.device = next(model.parameters()).device
         if nbest is not None and nbest < 1:
             raise ValueError(f"nbest must be >= 1, got {nbest}")
-        if beam_size is not None and beam_size < 1:
-            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-        if max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-        if beam_size is None and nbest is not None:
-            beam_size = max(nbest, 10)
-        if beam_size is None and (lexicon or lm):
-            raise ValueError("a lexicon or an LM needs beam search: give a beam size")
-        self.beam_size = beam_size
-        self.max_rows = max(1, round(max_frames * FBANK_FRAME_SHIFT / frontend.frame_shift))
+        if nbest is not None and config.method != "beam":
+            raise ValueError("nbest needs beam search")
+        self.max_rows = max(1, round(config.max_frames * FBANK_FRAME_SHIFT / frontend.frame_shift))
         self._ctc: _CtcNBest | None = None
         self._own = None
-        if beam_size is not None:
+        if config.method == "beam":
             head = model.sup
-            if head.own_beam_search(beam_size) is not None:
-                if lm is not None or lexicon is not None:
+            if head.own_beam_search(config.beam_size) is not None:
+                if config.lm is not None or config.lexicon is not None:
                     raise ValueError("lm / lexicon: supported by CTC beam search only, not by this model's "
                                      f"{type(head).__name__} beam search")
                 self._own = head
             else:
-                self._ctc = _CtcNBest(tokenizer, beam_size, lm=lm, lm_weight=lm_weight, word_score=word_score,
-                                      lexicon=lexicon)
+                self._ctc = _CtcNBest(tokenizer, config.beam_size, config.beam_size_token, config.beam_threshold,
+                                      config.lm, config.lm_weight, config.word_score, config.lexicon, config.log_add)
                 self._ctc.n = nbest or 1
 
     @classmethod
     def from_package(cls, path: str | os.PathLike, device: str = "cpu", token_dir: str | None = None,
-                     cmvn: str | None = None, **options) -> "Speech2Text":
-        """``path``: a package file or an experiment folder (its model_best.pt). ``options``: beam_size,
-        nbest, lexicon, lm, lm_weight, word_score, max_frames (see the class). ``token_dir`` and
+                     cmvn: str | None = None, nbest: int | None = None, **options) -> "Speech2Text":
+        """``path``: a package file or an experiment folder (its model_best.pt). ``options``: DecodeConfig's
+        search keys and max_frames (method, beam_size, lexicon, lm, lm_weight, word_score, ...); those not
+        given are the package's own decoding (greedy for a package as training writes it; a packed one,
+        ``bljust.bin.pack``, has the beam search, lexicon and LM it was scored with). A beam_size or nbest
+        alone asks for beam search; lexicon or lm "none" leaves the package's out. ``token_dir`` and
         ``cmvn`` are for a package that does not carry its own; given, they must equal the package's."""
         path = package_path(path)
-        pkg = checkpoint.load(path)
+        return cls.from_loaded(checkpoint.load(path), path, device, token_dir, cmvn, nbest, **options)
+
+    @classmethod
+    def from_loaded(cls, pkg: dict, path: str | os.PathLike, device: str = "cpu", token_dir: str | None = None,
+                    cmvn: str | None = None, nbest: int | None = None, **options) -> "Speech2Text":
+        """``from_package`` of a package already in memory; ``path`` names it in errors."""
         tokenizer = resolve_tokenizer(pkg, path, token_dir)
         stats = resolve_cmvn(pkg, path, cmvn)
         try:
@@ -188,7 +195,22 @@ class Speech2Text:
         except checkpoint.CheckpointError as e:
             raise checkpoint.CheckpointError(f"{path}: {e}") from None
         model = model_from_package(pkg, path, device)
-        return cls(model, tokenizer, frontend, stats, name=str(path), **options)
+        given = {key: value for key, value in options.items() if value is not None}
+        if "method" not in given and ("beam_size" in given or nbest is not None):
+            given["method"] = "beam"
+        settings = {**decode_settings(pkg, path), **given}
+        if nbest is not None and "beam_size" not in given:
+            settings["beam_size"] = max(nbest, settings.get("beam_size", 10))
+        with unpacked(pkg, path) as lang:
+            for key in LANG_FILES:
+                if given.get(key) in ("none", ""):
+                    settings[key] = None
+                elif key not in given and settings["method"] == "beam":
+                    settings[key] = lang[key]
+            if settings["method"] != "beam" and (settings.get("lexicon") or settings.get("lm")):
+                raise ValueError("a lexicon or an LM needs beam search: give a beam size")
+            config = from_dict(DecodeConfig, settings, where=f"{path}'s decoding with the options given")
+            return cls(model, tokenizer, frontend, stats, config, nbest, name=str(path))
 
     @property
     def sample_rate(self) -> int:
@@ -251,9 +273,9 @@ class Speech2Text:
         if self._own is not None:
             head, n = self._own, self.nbest or 1
             if not hasattr(head, "nbest"):
-                return [[(text(ids), 0.0)] for ids in head.own_beam_search(self.beam_size)(out, lengths)]
+                return [[(text(ids), 0.0)] for ids in head.own_beam_search(self.config.beam_size)(out, lengths)]
             # ranked as the head's beam_search picks its best: log-probability per label (+ 1 for the final blank)
-            ranked = [sorted(h, key=lambda h: -h[1] / (len(h[0]) + 1)) for h in head.nbest(out, lengths, self.beam_size)]
+            ranked = [sorted(h, key=lambda h: -h[1] / (len(h[0]) + 1)) for h in head.nbest(out, lengths, self.config.beam_size)]
             return [[(text(ids), score) for ids, score in h[:n]] or [("", 0.0)] for h in ranked]
         return [[(text(ids), 0.0)] for ids in self.model.sup.greedy(out, lengths)]
 

@@ -11,6 +11,8 @@
 #   6 decoding             exp/asr_<tag>/decode_<set>_<decode config>
 #   7 scoring              WER/CER, alignments, exp/asr_<tag>/RESULTS.md; with several
 #                          experiments (configs or seeds) also exp/comparison_<set>.md/.png
+#   8 packing              exp/asr_<tag>/packed/<decode config>.pt: the model with its token list,
+#                          CMVN, front end and decoding (lexicon and LM included), for transcribe
 #
 # Every stage skips work that is already done and says so; --stage N --stop_stage M
 # runs a range. Delete a stage's output (or its .done file) to redo it.
@@ -61,7 +63,7 @@ train_jobs=1         # experiments trained and decoded at the same time, each wi
 
 help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<sets>\" --train_config <yaml> [options]
 Options (defaults in brackets):
-  --stage / --stop_stage N     first / last stage to run, 0-7 (stage <= stop_stage) [$stage / $stop_stage]
+  --stage / --stop_stage N     first / last stage to run, 0-8 (stage <= stop_stage) [$stage / $stop_stage]
   --nj N                       parallel feature-extraction jobs [$nj]
   --ngpu N                     0 = CPU; N = N GPUs per node, data-parallel with torchrun [$ngpu]
   --nproc_per_node N           CPU training processes, data-parallel over gloo (with --ngpu 0) [$nproc_per_node]
@@ -84,13 +86,13 @@ Options (defaults in brackets):
                                config's name, or its tag without _seed<N>): paired bootstrap CI and p, paired
                                t-test over seeds; \"NAME?\": only when NAME is one of the experiments [none]
   --decode_config \"<yaml> [<yaml> ...]\", --decode_args \"--key value ...\"
-  --train_jobs N               experiments run N at a time (stages 5-7; log: exp/asr_<tag>/asr.log) [$train_jobs]
+  --train_jobs N               experiments run N at a time (stages 5-8; log: exp/asr_<tag>/asr.log) [$train_jobs]
   --config FILE                read options from FILE (shell assignments, e.g. nj=8); the command line wins"
 
 # Every option is checked before any work starts: one line naming it on stderr, exit status 1.
 . utils/parse_options.sh
 [ $# -eq 0 ] || opt_error "unexpected arguments: $*"
-check_opt int:0:7 --stage "$stage"
+check_opt int:0:8 --stage "$stage"
 check_opt uint --stop_stage "$stop_stage"
 [ "$stop_stage" -ge "$stage" ] || opt_error "--stop_stage must be >= --stage ($stage), got '$stop_stage'"
 check_opts posint nj nproc_per_node num_nodes train_jobs fs num_mel_bins nbpe lm_order
@@ -255,7 +257,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------
-# Stages 5-7 run once per experiment: each training config, and each seed of --seeds.
+# Stages 5-8 run once per experiment: each training config, and each seed of --seeds.
 # A decoding is named after its config and overrides, so changing either decodes anew.
 decode_names=()
 for config in ${decode_config:-default}; do
@@ -328,6 +330,22 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
         done
         python -m bljust.bin.make_results "$exp"
     fi
+
+    if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+        for i in "${!decode_names[@]}"; do
+            out="$exp/packed/${decode_names[$i]}.pt"
+            key=$(decode_key "$exp" "${decode_configs[$i]}")
+            if [ "$(cat "$out.done" 2>/dev/null)" = "$key" ]; then
+                log "Stage 8 (packing $out): already done for this model and config, skipping"
+                continue
+            fi
+            log "Stage 8: packing $exp with ${decode_configs[$i]:-the default decoding} -> $out"
+            # shellcheck disable=SC2086
+            python -m bljust.bin.pack ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --exp_dir "$exp" \
+                --out "$out" $decode_args
+            echo "$key" > "$out.done"
+        done
+    fi
 }
 
 experiments=() experiment_configs=() experiment_seeds=()
@@ -339,7 +357,7 @@ for config in $train_config; do
     done
 done
 if [ "$stop_stage" -lt 5 ]; then
-    :  # none of stages 5-7 to run
+    :  # none of stages 5-8 to run
 elif [ "$train_jobs" -eq 1 ] || [ ${#experiments[@]} -eq 1 ]; then
     for i in "${!experiments[@]}"; do
         run_experiment "${experiment_configs[$i]}" "${experiment_seeds[$i]}" "${experiments[$i]}"
@@ -348,7 +366,7 @@ else
     # train_jobs experiments at a time, sharing the cores: on 2 cores, two 1-thread trainings
     # finish about 1.4x sooner than the same two one after the other with 2 threads.
     threads=$(( $(nproc) / train_jobs )); [ "$threads" -ge 1 ] || threads=1
-    log "Stages 5-7: ${#experiments[@]} experiments, $train_jobs at a time, $threads thread(s) each"
+    log "Stages 5-8: ${#experiments[@]} experiments, $train_jobs at a time, $threads thread(s) each"
     declare -A log_start  # each asr.log is appended to: this run's part starts at this line
     for i in "${!experiments[@]}"; do
         exp=${experiments[$i]}
@@ -356,7 +374,7 @@ else
         mkdir -p "$exp"; rm -f "$exp/.asr_ok"
         lines=0; [ ! -f "$exp/asr.log" ] || lines=$(wc -l < "$exp/asr.log")
         log_start[$exp]=$(( lines + 1 ))
-        log "Stages 5-7 for $exp started (log: $exp/asr.log)"
+        log "Stages 5-8 for $exp started (log: $exp/asr.log)"
         # set -e ends the job at its first failure, before it writes .asr_ok.
         ( export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
           echo "# $(date '+%Y-%m-%d %H:%M:%S') asr.sh stages $stage-$stop_stage"
