@@ -19,7 +19,7 @@ import torch
 import yaml
 from fixture_corpora import SAMPLE_RATE, VOICES, speak
 
-from bljust.bin.decode import DecodeConfig
+from bljust.decode.config import DecodeConfig
 from bljust.config import from_dict, load_yaml
 from bljust.data.validate import validate_data_dir
 from bljust.models.asr_model import AsrModel
