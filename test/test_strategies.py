@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bljust.config import ConfigError, to_dict
+from bljust.config import ConfigError, parse_overrides, to_dict
 from bljust.data.dataset import FeatureDataset, collate
 from bljust.models import ENCODERS
 from bljust.models.asr_model import AsrModel, ModelConfig
@@ -492,3 +492,22 @@ def test_semisup_benchmark_systems_draw_equal_budgets_on_matched_schedules():
     for name in ("bljust_cpc", "bljust_contrastive"):
         for phase in ("joint", "finetune"):
             assert cfgs[name].phases[phase] == cfgs["bljust_control"].phases[phase]
+
+    # --ablations: each override (read from run.sh) changes BL-JUST (CPC) in the one way it names
+    run_sh = (conf.parent / "run.sh").read_text()
+    ablations = dict(re.findall(r'^\s+\[(\w+)\]="([^"]+)"$', run_sh, flags=re.M))
+    assert sorted(ablations) == ["constant_gamma", "no_explore", "no_finetune", "sgd"]
+    base = load_train_config(str(conf / "train_bljust_cpc.yaml"))
+    for name, args in ablations.items():
+        cfg = load_train_config(str(conf / "train_bljust_cpc.yaml"), parse_overrides(args.split()))
+        changed = {key for key in ("phases", "strategy_conf", "optim") if getattr(cfg, key) != getattr(base, key)}
+        labeled, unlabeled = batches(cfg)
+        if name == "no_explore":
+            assert cfg.phases["explore"].steps == 0 and changed == {"phases"} and (labeled, unlabeled) == (600, 450)
+        elif name == "no_finetune":
+            assert cfg.phases["finetune"].steps == 0 and changed == {"phases"} and (labeled, unlabeled) == (500, 600)
+        elif name == "constant_gamma":
+            assert cfg.strategy_conf["gamma_schedule"] == "constant" and changed == {"strategy_conf"}
+            assert (labeled, unlabeled) == (600, 650)  # epoch 1 draws unlabeled batches too (gamma > 0)
+        else:
+            assert cfg.optim.type == "sgd" and changed == {"phases", "optim"} and (labeled, unlabeled) == (600, 600)
