@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref_text = read_table(args.ref_text)
             text += "\n\n" + significance_table(significance(
                 records, args.reference, ref_text, resamples=args.bootstrap, seed=args.bootstrap_seed,
-                ref_name=args.ref_text or "--ref_text"))
+                ref_name=args.ref_text or "--ref_text"), args.test_set)
     except FileNotFoundError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1

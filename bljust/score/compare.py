@@ -292,9 +292,10 @@ def significance(records: list[dict], reference: str, ref_text: dict[str, str] |
     return {"reference": group_ref, "utterances": len(utt_order[decodes[0]][0]), "resamples": resamples, "rows": rows}
 
 
-def significance_table(result: dict) -> str:
+def significance_table(result: dict, test_set: str = "test") -> str:
     """Markdown: ΔWER and ΔCER (system − reference, points) with the bootstrap's 95 % CI and p, and,
-    where both sides have paired seeds, the per-seed Δ's mean ± std and the paired t-test's p."""
+    where both sides have paired seeds, the per-seed Δ's mean ± std and the paired t-test's p.
+    ``test_set``: the scored set's name, for the text."""
     rows = result["rows"]
     several = len({r["decode"] for r in rows}) > 1
     with_seeds = any("seed_t" in r for r in rows)
@@ -303,7 +304,7 @@ def significance_table(result: dict) -> str:
         heads += ["paired seeds", "ΔWER per seed", "p (t-test)", "ΔCER per seed", "p (t-test)"]
     lines = [
         f"Against {result['reference']}: Δ = system − reference in points; paired bootstrap over the "
-        f"{result['utterances']} test utterances ({result['resamples']} resamples, each system's seeds pooled "
+        f"{result['utterances']} {test_set} utterances ({result['resamples']} resamples, each system's seeds pooled "
         "per utterance), 95 % percentile interval, p two-sided (twice the share of resamples whose Δ is "
         "not of the observed sign)" + ("; per seed: Δ of the seeds with the same number, mean ± std, "
                                        "two-sided paired t-test" if with_seeds else "") + ".",
