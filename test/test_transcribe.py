@@ -275,6 +275,8 @@ def test_bad_audio_is_one_named_line(corpus, tmp_path, capsys):
     sf.write(low, np.zeros(8000, np.float32), 8000)
     capsys.readouterr()
     assert "below the model's 16000 Hz" in one_error(capsys, transcribe.main([str(corpus["exp"]), str(low)]))
+    capsys.readouterr()
+    assert "max_frames must be >= 1, got 0" in one_error(capsys, transcribe.main([str(corpus["exp"]), good, "--max_frames", "0"]))
     scp = tmp_path / "wav.scp"
     scp.write_text(f"a {good}\nb {garbage}\n")
     capsys.readouterr()

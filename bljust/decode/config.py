@@ -51,6 +51,8 @@ class DecodeConfig:
             raise ValueError(f"method must be 'greedy' or 'beam', got '{self.method}'")
         if self.checkpoint not in ("best", "last"):
             raise ValueError(f"checkpoint must be 'best' or 'last', got '{self.checkpoint}'")
+        if self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.beam_size_token is not None and self.beam_size_token < 1:
