@@ -332,6 +332,7 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
     fi
 
     if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+        local packing=()  # one process per decode config, side by side: each spends most of its time starting up
         for i in "${!decode_names[@]}"; do
             out="$exp/packed/${decode_names[$i]}.pt"
             key=$(decode_key "$exp" "${decode_configs[$i]}")
@@ -341,10 +342,11 @@ run_experiment() {  # <train_config> <seed or empty> <experiment folder>
             fi
             log "Stage 8: packing $exp with ${decode_configs[$i]:-the default decoding} -> $out"
             # shellcheck disable=SC2086
-            python -m bljust.bin.pack ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --exp_dir "$exp" \
-                --out "$out" $decode_args
-            echo "$key" > "$out.done"
+            { python -m bljust.bin.pack ${decode_configs[$i]:+--config "${decode_configs[$i]}"} --exp_dir "$exp" \
+                --out "$out" $decode_args && echo "$key" > "$out.done"; } &
+            packing+=("$!")
         done
+        for pid in ${packing[@]+"${packing[@]}"}; do wait "$pid" || die "packing $exp failed (see above)"; done
     fi
 }
 
