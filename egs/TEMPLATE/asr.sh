@@ -397,7 +397,7 @@ fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ ${#experiments[@]} -gt 1 ]; then
     for dset in $test_sets; do
-        log "Comparison on $dset -> $comparison.md, $comparison.png${compare_ref:+ (against $compare_ref)}"
+        log "Comparison on $dset -> ${comparison}_$dset.md, ${comparison}_$dset.png${compare_ref:+ (against $compare_ref)}"
         python -m bljust.bin.compare --test_set "$dset" --decode "${decode_names[@]}" --examples 3 --out "${comparison}_$dset.md" \
             --plot "${comparison}_$dset.png" ${compare_ref:+--reference "$compare_ref" --ref_text "$feats_dir/$dset/text"} \
             "${experiments[@]}"
