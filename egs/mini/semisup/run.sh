@@ -15,7 +15,7 @@
 # --ablations adds BL-JUST (CPC) with N1 = 0, with N3 = 0, with a constant gamma, and with plain SGD.
 #
 # Everything resumes: rerun the same command after an interruption. From egs/mini/semisup:
-#   ./run.sh                                  # stages 1-7, 5 seeds, then the comparisons
+#   ./run.sh                                  # stages 1-8, 5 seeds, then the comparisons
 #   ./run.sh --seeds "0 1 2" --ablations true
 # Results: exp/semisup_test.md (every system, and its difference from supervised training),
 # exp/semisup_bljust_vs_control_test.md, exp/semisup_vs_{pt_ft,just}_<lower level>_test.md (BL-JUST
