@@ -25,13 +25,14 @@ from bljust.decode.config import SEARCH_KEYS, DecodeConfig
 from bljust.train.checkpoint import CheckpointError
 
 LANG_FILES = ("lexicon", "lm")
+GREEDY = {"method": "greedy"}  # the decoding of a package as training writes it
 
 
 def pack(package: dict, config: DecodeConfig) -> dict:
     """``package`` with ``config``'s search as its default decoding, and the bytes of its lexicon and LM."""
     if package.get("tokens") is None:
-        raise ValueError("the package carries no token list (written before packages did): retrain, or decode "
-                         "it with --token_dir")
+        raise ValueError("it carries no token list (written before packages did), so it cannot be packed; "
+                         "bljust.bin.decode --token_dir decodes it")
     settings = asdict(config)
     packed = {**package, "decode": {key: settings[key] for key in SEARCH_KEYS}}
     for key in LANG_FILES:
@@ -47,15 +48,15 @@ def pack(package: dict, config: DecodeConfig) -> dict:
 def decode_settings(package: dict, path: str | os.PathLike) -> dict:
     """The package's default decoding: DecodeConfig search keys ({"method": "greedy"} for a model
     package as training writes it). CheckpointError for damaged settings."""
-    settings = package.get("decode") or {"method": "greedy"}
-    if not isinstance(settings, dict) or set(settings) - set(SEARCH_KEYS):
-        raise CheckpointError(f"{path}: its decode settings are damaged (keys: {sorted(settings) if isinstance(settings, dict) else type(settings).__name__})")
+    settings = package.get("decode") or GREEDY
+    if not isinstance(settings, dict) or not set(settings) <= set(SEARCH_KEYS) or "method" not in settings:
+        raise CheckpointError(f"{path}: its decode settings are damaged (expected a dict of {', '.join(SEARCH_KEYS)})")
     return dict(settings)
 
 
 def describe(package: dict) -> str:
     """"beam 500, lexicon (<source>), LM (<source>)": what a package decodes with by default."""
-    settings = package.get("decode") or {"method": "greedy"}
+    settings = package.get("decode") or GREEDY
     parts = [settings["method"] if settings["method"] == "greedy" else f"beam {settings.get('beam_size', 10)}"]
     parts += [f"{'LM' if key == 'lm' else key} ({package[key]['source']})" for key in LANG_FILES if package.get(key)]
     return ", ".join(parts)
