@@ -21,6 +21,7 @@ Make a lexicon from transcripts (a Kaldi ``text`` file) or a word list::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,21 @@ from bljust.text.tokenizer import BLANK, UNK, WORD_BOUNDARY, Tokenizer
 # Log-probability for "impossible" entries we add to the emissions. Finite on purpose:
 # flashlight's log-add of two -inf scores gives NaN.
 _IMPOSSIBLE = -1e9
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """KenLM writes its loading progress ("Reading <file>", a bar of stars) to file descriptor 2,
+    past Python; for a packed model <file> is a temporary one. Its errors reach us as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class CtcBeamSearch:
@@ -70,13 +86,14 @@ class CtcBeamSearch:
         if lm and not Path(lm).is_file():
             raise ValueError(f"language model not found: {lm}")
         try:
-            self.decoder = ctc_decoder(
-                lexicon=self.lexicon, tokens=symbols, lm=str(lm) if lm else None,
-                beam_size=beam_size, beam_size_token=beam_size_token, beam_threshold=beam_threshold,
-                lm_weight=lm_weight, word_score=word_score,
-                # Lexicon-free flashlight has no word score; a word starts at each boundary token.
-                sil_score=0.0 if self.lexicon else word_score,
-                log_add=log_add, blank_token=BLANK, sil_token=WORD_BOUNDARY, unk_word=UNK)
+            with _native_stderr_silenced():
+                self.decoder = ctc_decoder(
+                    lexicon=self.lexicon, tokens=symbols, lm=str(lm) if lm else None,
+                    beam_size=beam_size, beam_size_token=beam_size_token, beam_threshold=beam_threshold,
+                    lm_weight=lm_weight, word_score=word_score,
+                    # Lexicon-free flashlight has no word score; a word starts at each boundary token.
+                    sil_score=0.0 if self.lexicon else word_score,
+                    log_add=log_add, blank_token=BLANK, sil_token=WORD_BOUNDARY, unk_word=UNK)
         except RuntimeError as e:  # KenLM's FormatLoadException and the like, which name no file
             # KenLM's message ends with what is wrong ("Word DO was not seen in the unigrams ...").
             what = [line for line in str(e).splitlines() if line.strip()]
