@@ -109,6 +109,11 @@ CASES = [
     ("mini", "cd semisup && ./run.sh --lower_levels mlm", {},
      "run.sh: --lower_levels must name cpc and/or contrastive, got 'mlm'"),
     ("mini", "cd semisup && ./run.sh --ablations yes", {}, "run.sh: --ablations takes true or false, got 'yes'"),
+    ("mini", "./run_rnnt_from_ctc.sh --seeds '0 x'", {},
+     "run_rnnt_from_ctc.sh: --seeds must be a list of distinct non-negative integers, got '0 x'"),
+    ("mini", "./run_rnnt_from_ctc.sh --systems 'bljust_rnnt pt_ft'", {},
+     "run_rnnt_from_ctc.sh: --systems must name bljust_rnnt and/or just_rnnt, got 'bljust_rnnt pt_ft'"),
+    ("mini", "./run_rnnt_from_ctc.sh --stage 8", {}, "run_rnnt_from_ctc.sh: --stage must be an integer from 1 to 7, got '8'"),
     # utils/
     ("mini", "utils/run.sh --max-jobs-run 0 JOB=1:2 log/x.JOB.log true", {},
      "run.sh: --max-jobs-run must be a positive integer, got '0'"),
@@ -149,7 +154,8 @@ def recipes(tmp_path_factory) -> Path:
             if (src / link).exists():
                 os.symlink(os.path.realpath(src / link), dest / link)
         shutil.copytree(src / "conf", dest / "conf")
-        shutil.copy(src / "run.sh", dest / "run.sh")
+        for script in src.glob("run*.sh"):
+            shutil.copy(script, dest / script.name)
     src, semisup = REPO / "egs" / "mini" / "semisup", root / "mini" / "semisup"  # egs/mini's benchmark
     semisup.mkdir()
     for link in ("asr.sh", "path.sh", "cmd.sh", "utils", "local"):
