@@ -61,15 +61,16 @@ train_seed() {  # <seed>
         done
     done
 }
-pids=()
+declare -A chain  # pid -> seed
 for seed in $seeds; do
     log "RNN-T systems from exp/asr_${ctc_tag}_seed$seed (log: exp/rnnt_from_ctc_seed$seed.log)"
     train_seed "$seed" > "exp/rnnt_from_ctc_seed$seed.log" 2>&1 &
-    pids+=($!)
+    chain[$!]=$seed
 done
 failed=0
-for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { failed=1; log "ERROR: a run failed; the end of its log:"; tail -n 5 "exp/rnnt_from_ctc_seed$(echo $seeds | cut -d' ' -f$((i + 1))).log" >&2; }
+for pid in "${!chain[@]}"; do
+    seed_log=exp/rnnt_from_ctc_seed${chain[$pid]}.log
+    wait "$pid" || { failed=1; log "ERROR: seed ${chain[$pid]} failed; the end of $seed_log:"; tail -n 5 "$seed_log" >&2; }
 done
 [ "$failed" -eq 0 ] || die "some RNN-T runs failed (see above)"
 
